@@ -1,0 +1,63 @@
+# flinkops.flink: two commands for a fresh machine, `make demo` and `make test`.
+# Everything else here is a building block of those two.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+BUILD := $(CURDIR)/build
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/flinkops/flink
+CACHE ?= $(HOME)/.cache/flinkops
+# Flink versions the integration suite runs against.
+FLINK_VERSIONS ?= 2.3.0 1.20.3
+DEMO_FLINK_VERSION ?= 2.3.0
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+export FLINKOPS_CACHE := $(CACHE)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help demo stop test venv collection sanity unit integration roles lint build clean
+
+help:
+	@echo "make demo   - start a local Flink on localhost:8081 and deploy the example job"
+	@echo "make stop   - stop the demo cluster"
+	@echo "make test   - the whole suite: sanity, unit, integration on real Flink, roles"
+
+$(VENV)/.stamp: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# Make the working tree visible to Ansible as flinkops.flink.
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+unit: venv collection
+	cd $(COLLECTION_LINK) && $(VPY) -m pytest -q tests/unit
+
+sanity: venv
+	$(VPY) tests/sanity/run_sanity.py
+
+integration: venv collection
+	@set -e; for v in $(FLINK_VERSIONS); do \
+	  echo "=== integration on Flink $$v ==="; \
+	  FLINKOPS_FLINK_VERSION=$$v $(VPY) -m pytest -q -p no:cacheprovider tests/integration; \
+	done
+
+test: sanity unit integration
+
+demo: venv collection
+	$(VPY) -m tests.harness.demo start --version $(DEMO_FLINK_VERSION)
+
+stop: venv
+	$(VPY) -m tests.harness.demo stop
+
+clean:
+	rm -rf $(BUILD) tests/output

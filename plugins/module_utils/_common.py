@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) flinkops.flink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils is PRIVATE to the flinkops.flink collection. It may change
+# without notice; do not import it from other collections.
+
+"""Connection options shared by every module (mirrors doc_fragments/connection.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.flinkops.flink.plugins.module_utils._api import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    Deadline,
+    FlinkClient,
+    FlinkError,
+)
+
+DEFAULT_WAIT_TIMEOUT = 120
+
+
+def connection_argument_spec():
+    return dict(
+        url=dict(type='list', elements='str', fallback=(env_fallback, ['FLINK_URL'])),
+        validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['FLINK_VALIDATE_CERTS'])),
+        ca_path=dict(type='path', fallback=(env_fallback, ['FLINK_CA_PATH'])),
+        client_cert=dict(type='path', fallback=(env_fallback, ['FLINK_CLIENT_CERT'])),
+        client_key=dict(type='path', no_log=False, fallback=(env_fallback, ['FLINK_CLIENT_KEY'])),
+        url_username=dict(type='str', aliases=['username'], fallback=(env_fallback, ['FLINK_USERNAME'])),
+        url_password=dict(type='str', aliases=['password'], no_log=True, fallback=(env_fallback, ['FLINK_PASSWORD'])),
+        headers=dict(type='dict', no_log=True),
+        request_timeout=dict(type='float', default=10.0),
+        wait_timeout=dict(type='int', default=DEFAULT_WAIT_TIMEOUT),
+    )
+
+
+def check_requirements(module):
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib('requests'), exception=str(REQUESTS_IMPORT_ERROR))
+
+
+def client_from_module(module):
+    """A FlinkClient configured from the module's connection options."""
+    p = module.params
+    if not p.get('url'):
+        module.fail_json(msg='No Flink URL given: set the url option or the FLINK_URL environment variable.')
+    if p['wait_timeout'] < 0:
+        module.fail_json(msg='wait_timeout must be 0 or more, got %d' % p['wait_timeout'])
+    if p['request_timeout'] <= 0:
+        module.fail_json(msg='request_timeout must be more than 0, got %s' % p['request_timeout'])
+    try:
+        return FlinkClient(
+            urls=p['url'],
+            deadline=Deadline(p['wait_timeout']),
+            validate_certs=p['validate_certs'],
+            ca_path=p.get('ca_path'),
+            client_cert=p.get('client_cert'),
+            client_key=p.get('client_key'),
+            username=p.get('url_username'),
+            password=p.get('url_password'),
+            headers=p.get('headers'),
+            request_timeout=p['request_timeout'],
+        )
+    except FlinkError as exc:
+        module.fail_json(msg=exc.msg)
+
+
+def run_module(module, func):
+    """Call ``func()`` and turn every failure into ``fail_json`` with a clear ``msg``.
+
+    Known failures (FlinkError) carry a message written for the user. Anything else
+    is a bug in the collection: report it with the exception text, never a bare
+    traceback as the message.
+    """
+    try:
+        return func()
+    except FlinkError as exc:
+        extra = {}
+        if exc.status is not None:
+            extra['status'] = exc.status
+        module.fail_json(msg=exc.msg, **extra)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg='Unexpected error in flinkops.flink (please report it): %s: %s'
+                         % (type(exc).__name__, exc), exception=traceback.format_exc())

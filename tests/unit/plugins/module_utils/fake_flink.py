@@ -1,0 +1,103 @@
+"""An in-memory stand-in for Flink's REST API, for the reconciler's pure logic.
+
+It models what the reconciler depends on (FACTS.md): duplicate job ids are
+refused also after the job ended, uploads always store a new copy, cancel is
+asynchronous-looking but immediate here. Integration tests check the real thing.
+"""
+
+import json
+import re
+import uuid
+
+from .fakes import DUPLICATE_23, FakeResponse, flink_error
+
+
+class FakeFlink(object):
+    def __init__(self, version='2.3.0'):
+        self.version = version
+        self.jobs = {}      # id -> dict(jid, name, state, start-time)
+        self.jars = {}      # id -> name
+        self.savepoints = {}
+        self.requests = []
+        self.clock = 1000
+        self.hooks = []     # callables (method, path, body) -> response or None, consumed in order
+        self.job_name_of = lambda body: 'job-from-jar'
+
+    def add_job(self, jid, name, state='RUNNING'):
+        self.clock += 1
+        self.jobs[jid] = {'jid': jid, 'name': name, 'state': state, 'start-time': self.clock, 'end-time': -1,
+                          'duration': 5}
+
+    def live(self, name=None):
+        return [j for j in self.jobs.values() if j['state'] not in ('FINISHED', 'CANCELED', 'FAILED')
+                and (name is None or j['name'] == name)]
+
+    def mutating(self):
+        return [(m, p) for m, p in self.requests if m != 'GET']
+
+    def __call__(self, method, url, kwargs):
+        path = re.sub(r'^https?://[^/]+', '', url)
+        self.requests.append((method, path))
+        body = kwargs.get('json')
+        for hook in list(self.hooks):
+            answer = hook(method, path, body)
+            if answer is not None:
+                self.hooks.remove(hook)
+                return answer
+        return self.route(method, path, body, kwargs)
+
+    def route(self, method, path, body, kwargs):
+        if method == 'GET' and path == '/jobs/overview':
+            return FakeResponse(200, {'jobs': list(self.jobs.values())})
+        if method == 'GET' and path == '/config':
+            return FakeResponse(200, {'flink-version': self.version})
+        if method == 'GET' and path == '/jars':
+            return FakeResponse(200, {'files': [{'id': k, 'name': v} for k, v in self.jars.items()]})
+        if method == 'POST' and path == '/jars/upload':
+            name = kwargs['files']['jarfile'][0]
+            jar_id = '%s_%s' % (uuid.uuid4(), name)
+            self.jars[jar_id] = name
+            return FakeResponse(200, {'filename': '/tmp/flink-web/upload/' + jar_id, 'status': 'success'})
+        m = re.match(r'^/jars/([^/]+)/run$', path)
+        if method == 'POST' and m:
+            if m.group(1) not in self.jars:
+                return flink_error(400, 'Jar file /tmp/x/%s does not exist' % m.group(1))
+            jid = body['jobId']
+            if jid in self.jobs:
+                return DUPLICATE_23
+            self.add_job(jid, self.job_name_of(body))
+            return FakeResponse(200, {'jobid': jid})
+        m = re.match(r'^/jobs/([0-9a-f]{32})$', path)
+        if m and method == 'GET':
+            job = self.jobs.get(m.group(1))
+            return FakeResponse(200, job) if job else flink_error(404, 'Job could not be found.')
+        if m and method == 'PATCH':
+            job = self.jobs.get(m.group(1))
+            if not job:
+                return flink_error(404, 'Job could not be found.')
+            if job['state'] in ('FINISHED', 'FAILED'):
+                return flink_error(409, 'Job is in terminal state')
+            job['state'] = 'CANCELED'
+            return FakeResponse(202, {})
+        m = re.match(r'^/jobs/([0-9a-f]{32})/stop$', path)
+        if m and method == 'POST':
+            job = self.jobs[m.group(1)]
+            trigger = body['triggerId']
+            job['state'] = 'FINISHED'
+            self.savepoints[trigger] = 'file:/sp/savepoint-%s-%s' % (m.group(1)[:6], trigger[:12])
+            return FakeResponse(202, {'request-id': trigger})
+        m = re.match(r'^/jobs/([0-9a-f]{32})/savepoints/([0-9a-f]+)$', path)
+        if m and method == 'GET':
+            loc = self.savepoints.get(m.group(2))
+            if loc is None:
+                return flink_error(404, 'unknown trigger')
+            return FakeResponse(200, {'status': {'id': 'COMPLETED'}, 'operation': {'location': loc}})
+        m = re.match(r'^/jobs/([0-9a-f]{32})/exceptions$', path)
+        if m and method == 'GET':
+            return FakeResponse(200, {'exceptionHistory': {'entries': [
+                {'exceptionName': 'java.lang.RuntimeException', 'stacktrace': 'java.lang.RuntimeException: boom'}]}})
+        return flink_error(404, 'Not found: %s %s' % (method, path))
+
+
+def body_json(kwargs):
+    return json.loads(kwargs) if isinstance(kwargs, str) else kwargs
