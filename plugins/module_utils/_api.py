@@ -358,9 +358,10 @@ def _parse_json(resp, what, base):
 def _short(exc):
     """A one-line reason from a requests/urllib3 exception chain."""
     text = str(exc)
-    m = re.search(r"(Errno -?\d+\][^'\")]*|\[SSL[^\]]*\][^'\")]*|[A-Za-z]*Error\([^()]*\))", text)
-    if m:
-        return m.group(1).strip()
+    for pattern in (r"\[Errno -?\d+\] [^'\")]*", r"\[SSL: [^\]]*\] [^'\"(]*", r"[A-Za-z]*Error\([^()]*\)"):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(0).strip()
     return text[:200]
 
 
