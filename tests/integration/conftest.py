@@ -1,0 +1,146 @@
+"""Fixtures for integration tests on a real Flink cluster on loopback.
+
+The Flink version comes from FLINKOPS_FLINK_VERSION (``make integration`` runs
+the suite once per version). The cluster is started once per session by the
+harness, which owns its processes by pid and stops exactly those.
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.harness.cluster import FlinkCluster  # noqa: E402
+from tests.harness.jobs import build_jar  # noqa: E402
+from tests.integration.ansible_play import Ansible  # noqa: E402
+
+TERMINAL = ('FINISHED', 'CANCELED', 'FAILED')
+EXAMPLE_CLASS = 'org.flinkops.examples.StatefulCounter'
+
+
+def free_port_block(start, end, size):
+    """First port p in [start, end) such that p..p+size-1 are all free on 127.0.0.1."""
+    for base in range(start, end, size):
+        ok = True
+        for p in range(base, base + size):
+            with socket.socket() as s:
+                try:
+                    s.bind(('127.0.0.1', p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError('no free port block in %d-%d' % (start, end))
+
+
+@pytest.fixture(scope='session')
+def flink_version():
+    return os.environ.get('FLINKOPS_FLINK_VERSION', '2.3.0')
+
+
+@pytest.fixture(scope='session')
+def workroot(flink_version):
+    path = os.path.join(ROOT, 'build', 'it', flink_version)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope='session')
+def cluster(flink_version, workroot):
+    port = free_port_block(18100, 18900, 10)
+    c = FlinkCluster(flink_version, os.path.join(workroot, 'single-%d' % port), rest_port=port, slots=8)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope='session')
+def jar(flink_version):
+    return str(build_jar(flink_version, 'v1'))
+
+
+@pytest.fixture(scope='session')
+def jar_v2(flink_version):
+    return str(build_jar(flink_version, 'v2'))
+
+
+@pytest.fixture(scope='session')
+def ansible(workroot):
+    return Ansible(os.path.join(workroot, 'ansible'))
+
+
+@pytest.fixture
+def job_name(request):
+    """A fresh job name per test (unicode included, to keep that path honest)."""
+    return 'it-%s-%s-zähler' % (request.node.name[:30].replace('[', '-').replace(']', ''), uuid.uuid4().hex[:6])
+
+
+@pytest.fixture(autouse=True)
+def clean_jobs(request):
+    """After each test, cancel every live job so slots are free for the next one."""
+    yield
+    if 'cluster' in request.fixturenames:
+        c = request.getfixturevalue('cluster')
+        cancel_all_and_wait(c.url)
+
+
+def live_jobs(url, name=None):
+    jobs = requests.get(url + '/jobs/overview', timeout=10).json()['jobs']
+    return [j for j in jobs if j['state'] not in TERMINAL and (name is None or j['name'] == name)]
+
+
+def cancel_all_and_wait(url, timeout=60):
+    for j in live_jobs(url):
+        requests.patch(url + '/jobs/%s?mode=cancel' % j['jid'], timeout=10)
+    end = time.monotonic() + timeout
+    while live_jobs(url) and time.monotonic() < end:
+        time.sleep(0.3)
+
+
+class Watcher(object):
+    """Polls the cluster in the background and remembers the most live instances of a name it ever saw."""
+
+    def __init__(self, url, name, interval=0.1):
+        self.url, self.name, self.interval = url, name, interval
+        self.max_live = 0
+        self.samples = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                n = len(live_jobs(self.url, self.name))
+                self.max_live = max(self.max_live, n)
+                self.samples += 1
+            except (requests.RequestException, ValueError, KeyError):
+                self.errors += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def watcher(cluster):
+    def make(name):
+        return Watcher(cluster.url, name)
+    return make
