@@ -18,7 +18,7 @@ description:
   - An unreachable cluster (or one that stays "not ready", for example during a leader election, for O(wait_timeout)
     seconds) is not an error; the module returns RV(reachable=false). Wrong credentials or TLS settings are errors.
 author:
-  - flinkops maintainers
+  - flinkops maintainers (@flinkops)
 extends_documentation_fragment:
   - flinkops.flink.connection
   - flinkops.flink.attributes

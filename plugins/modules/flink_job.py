@@ -21,7 +21,7 @@ description:
   - Answers that mean "the cluster is not ready" (connection refused, HTTP 503 during a leader election, an unreachable
     leader) are waited out within O(wait_timeout), never read as "no jobs".
 author:
-  - flinkops maintainers
+  - flinkops maintainers (@flinkops)
 extends_documentation_fragment:
   - flinkops.flink.connection
   - flinkops.flink.attributes

@@ -19,7 +19,7 @@ description:
     M(flinkops.flink.flink_job)) or when its Flink name equals O(name).
   - Flink lists ended jobs only for a while (C(jobstore.expiration-time), one hour by default).
 author:
-  - flinkops maintainers
+  - flinkops maintainers (@flinkops)
 extends_documentation_fragment:
   - flinkops.flink.connection
   - flinkops.flink.attributes

@@ -91,7 +91,7 @@ class Ansible(object):
     @staticmethod
     def finish(handle, timeout=600):
         proc, out = handle
-        stdout, _ = proc.communicate(timeout=timeout)
+        stdout = proc.communicate(timeout=timeout)[0]
         text = stdout.decode('utf-8', 'replace')
         if not os.path.exists(out):
             raise AssertionError('ansible-playbook produced no result (rc=%s):\n%s' % (proc.returncode, text))

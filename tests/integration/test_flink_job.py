@@ -29,7 +29,7 @@ def wait_state(url, jid, state, timeout=60):
 
 
 def mutating_requests(proxy):
-    return [(m, p) for m, p, _, _ in proxy.log if m != 'GET']
+    return [(e[0], e[1]) for e in proxy.log if e[0] != 'GET']
 
 
 # --- the four-step pattern ------------------------------------------------------
@@ -61,8 +61,8 @@ def test_present_four_steps(cluster, ansible, jar, job_name):
 def test_absent_four_steps(cluster, ansible, jar, job_name):
     started = ansible.run('flink_job', with_url(cluster, job_args(jar, job_name)))
     assert started['changed'], started.output
-    check, real, again, again_check = ansible.four_steps('flink_job', {'url': cluster.url, 'name': job_name,
-                                                                      'state': 'absent'})
+    absent = {'url': cluster.url, 'name': job_name, 'state': 'absent'}
+    check, real, again, again_check = ansible.four_steps('flink_job', absent)
     assert check['changed'] and check['action'] == 'cancelled' and check['diff']['after'] == {'state': 'absent'}
     assert real['changed'] and real['action'] == 'cancelled', real.output
     assert real['job_ids'] == [started['job_id']]
@@ -94,7 +94,7 @@ def test_noop_run_makes_at_most_two_requests_and_uploads_nothing(cluster, ansibl
         r = ansible.run('flink_job', dict(job_args(jar, job_name), url=proxy.url))
         assert not r['changed'], r.output
         assert len(proxy.log) <= 2, proxy.log
-        assert not any('/jars' in p for _, p, _, _ in proxy.log)
+        assert not any('/jars' in e[1] for e in proxy.log)
 
 
 # --- identity and adoption ---------------------------------------------------
@@ -202,7 +202,7 @@ def test_dropped_submission_answer_is_retried_without_duplicate(cluster, ansible
         with watcher(job_name) as w:
             r = ansible.run('flink_job', dict(job_args(jar, job_name), url=proxy.url, request_timeout=5))
         assert rule.fired == 1, 'the fault did not fire'
-        runs = [p for m, p, _, _ in proxy.log if m == 'POST' and p.endswith('/run')]
+        runs = [e[1] for e in proxy.log if e[0] == 'POST' and e[1].endswith('/run')]
         assert len(runs) >= 2, 'the submission was not repeated'
     assert not r.failed, r.output
     assert r['changed'] and r['job']['state'] == 'RUNNING'

@@ -6,11 +6,18 @@ from .fakes import (DUPLICATE_23, DUPLICATE_120, LEADER_ELECTION_503, RECIPIENT_
                     FakeResponse, FakeSession, flink_error, read_timeout, refused, reset)
 
 
-def client(handler, urls=('http://jm1:8081',), timeout=30, **kw):
-    clock = FakeClock()
-    session = FakeSession(handler)
-    c = api.FlinkClient(list(urls), api.Deadline(timeout, clock=clock), session=session, sleep=clock.sleep, **kw)
-    return c, session, clock
+class Rig(object):
+    """A FlinkClient on a scripted session and a fake clock."""
+
+    def __init__(self, handler, urls=('http://jm1:8081',), timeout=30, **kw):
+        self.clock = FakeClock()
+        self.session = FakeSession(handler)
+        self.c = api.FlinkClient(list(urls), api.Deadline(timeout, clock=self.clock), session=self.session,
+                                 sleep=self.clock.sleep, **kw)
+
+
+def client(handler, **kw):
+    return Rig(handler, **kw)
 
 
 def scripted(*answers):
@@ -69,28 +76,28 @@ def test_valid_url_is_normalised():
 # client retry policy ----------------------------------------------------------
 
 def test_not_ready_answers_are_waited_out():
-    c, session, clock = client(scripted(LEADER_ELECTION_503, RECIPIENT_UNREACHABLE_500, refused(),
-                                        FakeResponse(200, {'jobs': []})))
-    assert c.get('/jobs/overview', 'list jobs') == {'jobs': []}
-    assert len(session.calls) == 4
-    assert len(clock.sleeps) == 3
+    rig = client(scripted(LEADER_ELECTION_503, RECIPIENT_UNREACHABLE_500, refused(),
+                          FakeResponse(200, {'jobs': []})))
+    assert rig.c.get('/jobs/overview', 'list jobs') == {'jobs': []}
+    assert len(rig.session.calls) == 4
+    assert len(rig.clock.sleeps) == 3
 
 
 def test_not_ready_until_deadline_fails_clearly():
-    c, session, clock = client(scripted(LEADER_ELECTION_503), timeout=5)
+    rig = client(scripted(LEADER_ELECTION_503), timeout=5)
     with pytest.raises(api.FlinkNotReadyTimeout) as err:
-        c.get('/jobs/overview', 'list jobs')
+        rig.c.get('/jobs/overview', 'list jobs')
     assert 'within wait_timeout=5 s' in err.value.msg
     assert 'leader election' in err.value.msg
-    assert clock.now <= 5.5
+    assert rig.clock.now <= 5.5
 
 
 def test_unreachable_cluster_is_bounded_by_deadline():
-    c, session, clock = client(scripted(refused()), timeout=3)
+    rig = client(scripted(refused()), timeout=3)
     with pytest.raises(api.FlinkNotReadyTimeout) as err:
-        c.get('/overview', 'read the cluster overview')
+        rig.c.get('/overview', 'read the cluster overview')
     assert 'refused' in err.value.msg
-    assert clock.now <= 3.5
+    assert rig.clock.now <= 3.5
 
 
 def test_failover_to_next_url_without_sleeping():
@@ -98,67 +105,67 @@ def test_failover_to_next_url_without_sleeping():
         if url.startswith('http://dead'):
             return refused()
         return FakeResponse(200, {'ok': True})
-    c, session, clock = client(handler, urls=('http://dead:8081', 'http://alive:8081'))
-    assert c.get('/overview', 'x') == {'ok': True}
-    assert [u for _, u, _ in session.calls] == ['http://dead:8081/overview', 'http://alive:8081/overview']
-    assert clock.sleeps == []
-    assert c.url == 'http://alive:8081'
+    rig = client(handler, urls=('http://dead:8081', 'http://alive:8081'))
+    assert rig.c.get('/overview', 'x') == {'ok': True}
+    assert [call[1] for call in rig.session.calls] == ['http://dead:8081/overview', 'http://alive:8081/overview']
+    assert rig.clock.sleeps == []
+    assert rig.c.url == 'http://alive:8081'
 
 
 def test_other_errors_fail_at_once_with_root_cause():
-    c, session, _ = client(scripted(flink_error(500, 'x\nCaused by: java.lang.ClassNotFoundException: org.nope.Main')))
+    rig = client(scripted(flink_error(500, 'x\nCaused by: java.lang.ClassNotFoundException: org.nope.Main')))
     with pytest.raises(api.FlinkApiError) as err:
-        c.request('POST', '/jars/j/run', "start job 'x'", json_body={})
+        rig.c.request('POST', '/jars/j/run', "start job 'x'", json_body={})
     assert err.value.msg.startswith("Could not start job 'x': java.lang.ClassNotFoundException: org.nope.Main")
-    assert len(session.calls) == 1
+    assert len(rig.session.calls) == 1
 
 
 def test_lost_answer_is_raised_when_asked():
-    c, session, _ = client(scripted(read_timeout()))
+    rig = client(scripted(read_timeout()))
     with pytest.raises(api.FlinkLostAnswer):
-        c.request('POST', '/jars/j/run', 'start', json_body={}, retry_lost=False)
-    c, session, _ = client(scripted(reset()))
+        rig.c.request('POST', '/jars/j/run', 'start', json_body={}, retry_lost=False)
+    rig = client(scripted(reset()))
     with pytest.raises(api.FlinkLostAnswer):
-        c.request('POST', '/jars/j/run', 'start', json_body={}, retry_lost=False)
+        rig.c.request('POST', '/jars/j/run', 'start', json_body={}, retry_lost=False)
 
 
 def test_lost_answer_is_retried_by_default():
-    c, session, _ = client(scripted(read_timeout(), reset(), FakeResponse(202, {})))
-    assert c.request('PATCH', '/jobs/x', 'cancel', ok_statuses=(202,)) == {}
-    assert len(session.calls) == 3
+    rig = client(scripted(read_timeout(), reset(), FakeResponse(202, {})))
+    assert rig.c.request('PATCH', '/jobs/x', 'cancel', ok_statuses=(202,)) == {}
+    assert len(rig.session.calls) == 3
 
 
 def test_auth_and_tls_errors_are_not_retried():
     import requests
-    c, session, _ = client(scripted(FakeResponse(401, '<html>401 Authorization Required</html>')))
+    rig = client(scripted(FakeResponse(401, '<html>401 Authorization Required</html>')))
     with pytest.raises(api.FlinkConfigError) as err:
-        c.get('/overview', 'x')
+        rig.c.get('/overview', 'x')
     assert 'HTTP 401' in err.value.msg and 'url_username' in err.value.msg
-    c, session, _ = client(scripted(requests.exceptions.SSLError('[SSL: WRONG_VERSION_NUMBER] wrong version number')))
+    rig = client(scripted(requests.exceptions.SSLError('[SSL: WRONG_VERSION_NUMBER] wrong version number')))
     with pytest.raises(api.FlinkConfigError) as err:
-        c.get('/overview', 'x')
+        rig.c.get('/overview', 'x')
     assert 'TLS handshake' in err.value.msg
-    assert len(session.calls) == 1
+    assert len(rig.session.calls) == 1
 
 
 def test_404_allowed_returns_none():
-    c, _, _ = client(scripted(flink_error(404, 'Job could not be found.')))
-    assert c.get('/jobs/x', 'read job', allow_404=True) is None
+    rig = client(scripted(flink_error(404, 'Job could not be found.')))
+    assert rig.c.get('/jobs/x', 'read job', allow_404=True) is None
 
 
 def test_non_json_answer_is_a_clear_error():
-    c, _, _ = client(scripted(FakeResponse(200, '<html>hello</html>')))
+    rig = client(scripted(FakeResponse(200, '<html>hello</html>')))
     with pytest.raises(api.FlinkApiError) as err:
-        c.get('/overview', 'read the overview')
+        rig.c.get('/overview', 'read the overview')
     assert 'not JSON' in err.value.msg
 
 
 def test_session_settings():
-    c, session, _ = client(scripted(FakeResponse(200, {})), ca_path='/ca.pem', client_cert='/c.pem',
-                           client_key='/k.pem', username='u', password='p', headers={'X-T': 1})
-    assert session.verify == '/ca.pem'
-    assert session.cert == ('/c.pem', '/k.pem')
-    assert session.auth == ('u', 'p')
-    assert session.headers['X-T'] == '1'
+    rig = client(scripted(FakeResponse(200, {})), ca_path='/ca.pem', client_cert='/c.pem',
+                 client_key='/k.pem', username='u', password='p', headers={'X-T': 1})
+    assert rig.session.verify == '/ca.pem'
+    assert rig.session.cert == ('/c.pem', '/k.pem')
+    assert rig.session.auth == ('u', 'p')
+    assert rig.session.headers['X-T'] == '1'
     with pytest.raises(api.FlinkConfigError):
         client(scripted(FakeResponse(200, {})), client_key='/k.pem')

@@ -3,7 +3,6 @@ import zipfile
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
-from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils import _job as jobmod
 
 from .fake_flink import FakeFlink
@@ -160,7 +159,7 @@ def test_leader_election_during_observe_is_waited_out_not_read_as_empty(jar):
     flink = FakeFlink()
     d = desired(jar)
     flink.add_job(d.job_id(0), 'orders')
-    for _ in range(3):
+    for unused in range(3):
         flink.hooks.append(lambda m, p, b: LEADER_ELECTION_503 if p == '/jobs/overview' else None)
     result = reconcile(flink, d)
     assert not result['changed']
