@@ -82,7 +82,7 @@ def run_module(module, func):
     try:
         return func()
     except FlinkError as exc:
-        extra = {}
+        extra = dict(getattr(exc, 'result', None) or {})
         if exc.status is not None:
             extra['status'] = exc.status
         module.fail_json(msg=exc.msg, **extra)

@@ -32,6 +32,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import hashlib
 import json
 import re
@@ -123,3 +124,48 @@ def belongs_to(jid, name):
 def runs_spec(jid, spec_digest):
     parsed = parse_job_id(jid)
     return parsed is not None and parsed.spec_prefix == spec_digest[:SPEC_HASH_LEN]
+
+
+# The spec travels with the job ------------------------------------------------
+#
+# flink_job records the declared spec of every job it submits in the job's
+# global job parameters (``pipeline.global-job-parameters``, key
+# ``flinkops.spec``, base64url-encoded JSON), where ``GET /jobs/<id>/config``
+# shows it under ``execution-config.user-config``. An upgrade reads it back to
+# know how to restart the previous version. A program that sets its own global
+# job parameters hides it; then the previous spec is unknown.
+
+SPEC_PARAM = 'flinkops.spec'
+GLOBAL_PARAMS_KEY = 'pipeline.global-job-parameters'
+
+
+def encode_spec(spec, jar_name=None):
+    payload = dict(spec, v=1)
+    if jar_name:
+        payload['jar_name'] = jar_name
+    data = json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+    return base64.urlsafe_b64encode(data).decode('ascii').rstrip('=')
+
+
+def decode_spec(text):
+    """The spec recorded with a job, or None if it is missing or unreadable."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text + '=' * (-len(text) % 4)).decode('utf-8'))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get('v') != 1 or 'jar_sha256' not in data:
+        return None
+    spec = canonical_spec(data['jar_sha256'], data.get('entry_class'), data.get('args'), data.get('parallelism'),
+                          data.get('config'))
+    return spec, data.get('jar_name')
+
+
+def with_spec_param(config, encoded):
+    """``config`` with the spec added to the global job parameters (the user's own ones are kept)."""
+    out = dict(config)
+    current = out.get(GLOBAL_PARAMS_KEY, '')
+    out[GLOBAL_PARAMS_KEY] = ('%s,%s:%s' % (current, SPEC_PARAM, encoded)) if current else '%s:%s' % (SPEC_PARAM,
+                                                                                                      encoded)
+    return out

@@ -26,6 +26,7 @@ import zipfile
 from datetime import datetime
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
+    Deadline,
     FlinkApiError,
     FlinkError,
     FlinkLostAnswer,
@@ -35,6 +36,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 
 TERMINAL_STATES = frozenset(['FINISHED', 'CANCELED', 'FAILED'])
+UPGRADE_MODES = ('savepoint', 'last-state', 'stateless')
 ENDING_STATES = frozenset(['CANCELLING'])
 POLL_INTERVAL = 0.5
 # A generation is bumped only past instances that ended; this bounds the walk
@@ -45,6 +47,14 @@ MAX_GENERATION_STEPS = 64
 
 class PlanError(FlinkError):
     """The observed cluster does not allow a safe decision."""
+
+
+class UpgradeError(FlinkError):
+    """An upgrade failed; ``result`` tells what was left running and where the state is."""
+
+    def __init__(self, msg, result):
+        super(UpgradeError, self).__init__(msg)
+        self.result = result
 
 
 class InputError(FlinkError):
@@ -98,7 +108,7 @@ class Desired(object):
 
     def __init__(self, name, state, jar=None, entry_class=None, args=None, parallelism=None,
                  config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
-                 savepoint_dir=None, wait=True):
+                 savepoint_dir=None, wait=True, upgrade_mode='savepoint'):
         if name is None or not str(name).strip():
             raise InputError('name must not be empty: it is the job\'s identity')
         if name != name.strip():
@@ -114,7 +124,12 @@ class Desired(object):
         self.args = list(args or [])
         self.parallelism = parallelism
         self.config = ident.normalize_config(config)
+        if restore_from is not None and not str(restore_from).strip():
+            raise InputError('restore_from must not be empty (use none to force an empty start)')
         self.restore_from = restore_from
+        if upgrade_mode not in UPGRADE_MODES:
+            raise InputError('upgrade_mode must be one of %s, got %r' % (', '.join(UPGRADE_MODES), upgrade_mode))
+        self.upgrade_mode = upgrade_mode
         self.allow_non_restored_state = bool(allow_non_restored_state)
         self.savepoint = bool(savepoint)
         self.savepoint_dir = savepoint_dir
@@ -128,6 +143,38 @@ class Desired(object):
             self.jar_sha256 = check_jar(jar)
             self.spec = ident.canonical_spec(self.jar_sha256, entry_class, self.args, parallelism, config)
             self.spec_hash = ident.spec_hash(self.spec)
+
+    def job_id(self, generation):
+        return ident.job_id(self.name, self.spec_hash, generation)
+
+    @property
+    def explicit_restore(self):
+        """(path or None, True if the user decided): restore_from=none forces an empty start."""
+        if self.restore_from is None:
+            return None, False
+        if str(self.restore_from).strip().lower() == 'none':
+            return None, True
+        return self.restore_from, True
+
+    def submission(self):
+        return Submission(self.name, self.spec, jar_path=self.jar,
+                          allow_non_restored_state=self.allow_non_restored_state)
+
+
+class Submission(object):
+    """One version of a job that can be submitted: the declared one, or a previous one to roll back to."""
+
+    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False):
+        self.name = name
+        self.spec = spec
+        self.spec_hash = ident.spec_hash(spec)
+        self.jar_path = jar_path
+        self.jar_name = jar_name or (os.path.basename(jar_path) if jar_path else None)
+        self.allow_non_restored_state = allow_non_restored_state
+
+    @property
+    def jar_sha256(self):
+        return self.spec['jar_sha256']
 
     def job_id(self, generation):
         return ident.job_id(self.name, self.spec_hash, generation)
@@ -156,16 +203,17 @@ def check_jar(path):
 
 class Plan(object):
     def __init__(self, action, job_id=None, generation=None, live=None, targets=None,
-                 adopted=False, drift=False, wait_for=None, known_ended=None, warnings=None):
-        self.action = action          # none | submit | cancel | stop
-        self.job_id = job_id          # the job the result is about
-        self.generation = generation  # for submit
-        self.live = live              # the live job (present, none)
+                 adopted=False, drift=False, wait_for=None, known_ended=None, previous=None, warnings=None):
+        self.action = action          # none | submit | upgrade | cancel | stop
+        self.job_id = job_id          # the job the result is about (the predicted id for submit/upgrade)
+        self.generation = generation  # for submit/upgrade
+        self.live = live              # the live job (present/upgraded)
         self.targets = targets or []  # jobs to cancel/stop (absent)
         self.adopted = adopted
         self.drift = drift
         self.wait_for = wait_for or []      # ids still CANCELLING, waited out before submitting
         self.known_ended = known_ended or set()  # ids of ours that ended before this run
+        self.previous = previous      # the most recent ended instance, to resume from
         self.warnings = warnings or []
 
     @property
@@ -184,7 +232,12 @@ def _describe(jobs):
     return ', '.join('%s (%s, %s)' % (j['id'], j['name'], j['state']) for j in jobs)
 
 
-def plan_present(desired, jobs):
+def next_generation(ours, spec_digest):
+    same_spec = [j for j in ours if ident.runs_spec(j['id'], spec_digest)]
+    return max(j['generation'] for j in same_spec) + 1 if same_spec else 0
+
+
+def plan_present(desired, jobs, upgrade=False):
     ours, named = _instances(desired.name, jobs)
     candidates = ours + named
     live = [j for j in candidates if is_live(j) and not is_ending(j)]
@@ -193,11 +246,17 @@ def plan_present(desired, jobs):
             'More than one live job claims the name %r: %s. flink_job adopts exactly one job per name and will not '
             'guess; cancel the extra instances (for example with state=absent, which stops all of them) and run '
             'again.' % (desired.name, _describe(live)))
+    generation = next_generation(ours, desired.spec_hash)
+    known_ended = set(j['id'] for j in ours if not is_live(j))
     if live:
         job = live[0]
-        if ident.belongs_to(job['id'], desired.name):
-            if ident.runs_spec(job['id'], desired.spec_hash):
-                return Plan('none', job_id=job['id'], live=job)
+        mine = ident.belongs_to(job['id'], desired.name)
+        if mine and ident.runs_spec(job['id'], desired.spec_hash):
+            return Plan('none', job_id=job['id'], live=job)
+        if upgrade:
+            return Plan('upgrade', job_id=desired.job_id(generation), generation=generation, live=job,
+                        adopted=not mine, drift=True, known_ended=known_ended)
+        if mine:
             parsed = ident.parse_job_id(job['id'])
             warning = (
                 'Job %r runs another version than the one declared (job id %s carries spec %s, the declared spec is '
@@ -206,13 +265,10 @@ def plan_present(desired, jobs):
             return Plan('none', job_id=job['id'], live=job, drift=True, warnings=[warning])
         return Plan('none', job_id=job['id'], live=job, adopted=True)
     ending = [j['id'] for j in candidates if is_ending(j)]
-    same_spec = [j for j in ours if ident.runs_spec(j['id'], desired.spec_hash)]
-    generation = 0
-    if same_spec:
-        generation = max(j['generation'] for j in same_spec) + 1
-    known_ended = set(j['id'] for j in ours if not is_live(j))
+    ended = [j for j in candidates if not is_live(j)]
+    previous = max(ended, key=lambda j: (j['end_time_ms'] or 0, j['start_time_ms'] or 0)) if ended else None
     return Plan('submit', job_id=desired.job_id(generation), generation=generation, wait_for=ending,
-                known_ended=known_ended)
+                known_ended=known_ended, previous=previous)
 
 
 def plan_absent(desired, jobs):
@@ -231,7 +287,7 @@ def plan_absent(desired, jobs):
 def plan(desired, jobs):
     if desired.state == 'absent':
         return plan_absent(desired, jobs)
-    return plan_present(desired, jobs)
+    return plan_present(desired, jobs, upgrade=desired.state == 'upgraded')
 
 
 # ---------------------------------------------------------------------------
@@ -251,6 +307,24 @@ def _version_tuple(version):
 def _jar_missing(exc):
     cause = (exc.cause or exc.msg or '').lower()
     return exc.status == 404 or ('jar file' in cause and 'not exist' in cause)
+
+
+def jar_marker(jar_sha256):
+    return 'flinkops-%s-' % jar_sha256[:16]
+
+
+def newest_restore_point(checkpoints):
+    """(path, kind) of the newest savepoint or retained checkpoint in ``GET /jobs/<id>/checkpoints``, or None."""
+    latest = (checkpoints or {}).get('latest') or {}
+    found = []
+    for key, kind in (('savepoint', 'savepoint'), ('completed', 'checkpoint')):
+        entry = latest.get(key) or {}
+        if entry.get('external_path') and not entry.get('discarded'):
+            found.append((entry.get('trigger_timestamp') or 0, entry['external_path'], kind))
+    if not found:
+        return None
+    found.sort()
+    return found[-1][1], found[-1][2]
 
 
 class FlinkJobs(object):
@@ -276,6 +350,22 @@ class FlinkJobs(object):
             self._version = data.get('flink-version') or '0'
         return self._version
 
+    def supports_configuration(self):
+        return _version_tuple(self.version()) >= (1, 17)
+
+    def recorded_spec(self, jid):
+        """(spec, jar name) recorded with a job by flink_job, or None."""
+        data = self.client.get('/jobs/%s/config' % jid, 'read the configuration of job %s' % jid, allow_404=True)
+        user = ((data or {}).get('execution-config') or {}).get('user-config') or {}
+        return ident.decode_spec(user.get(ident.SPEC_PARAM))
+
+    def checkpoints(self, jid):
+        return self.client.get('/jobs/%s/checkpoints' % jid, 'read the checkpoints of job %s' % jid, allow_404=True)
+
+    def checkpoint_config(self, jid):
+        return self.client.get('/jobs/%s/checkpoints/config' % jid, 'read the checkpoint settings of job %s' % jid,
+                               allow_404=True)
+
     def failure_cause(self, jid):
         data = self.client.get('/jobs/%s/exceptions' % jid, 'read the exceptions of job %s' % jid, allow_404=True)
         if not data:
@@ -288,10 +378,12 @@ class FlinkJobs(object):
         return None
 
     # jars
+    def jars(self):
+        return self.client.get('/jars', 'list uploaded jars').get('files', []) or []
+
     def find_jar(self, jar_sha256):
-        marker = 'flinkops-%s-' % jar_sha256[:16]
-        data = self.client.get('/jars', 'list uploaded jars')
-        for f in data.get('files', []) or []:
+        marker = jar_marker(jar_sha256)
+        for f in self.jars():
             if str(f.get('name', '')).startswith(marker):
                 return f['id']
         return None
@@ -300,7 +392,7 @@ class FlinkJobs(object):
         base = os.path.basename(path)
         if not base.endswith('.jar'):
             base += '.jar'
-        upload_name = 'flinkops-%s-%s' % (jar_sha256[:16], base)
+        upload_name = jar_marker(jar_sha256) + base
         with open(path, 'rb') as fh:
             data = self.client.request('POST', '/jars/upload', 'upload jar %s' % path,
                                        files={'jarfile': (upload_name, fh, 'application/x-java-archive')})
@@ -309,6 +401,12 @@ class FlinkJobs(object):
         if not jar_id:
             raise FlinkApiError('Could not upload jar %s: Flink answered without a file name (%r)' % (path, data))
         return jar_id
+
+    def delete_jar(self, jar_id):
+        self.client.request('DELETE', '/jars/%s' % jar_id, 'delete jar %s' % jar_id, allow_404=True)
+
+    def plan_jar(self, jar_id, body, what):
+        return self.client.request('POST', '/jars/%s/plan' % jar_id, what, json_body=body)
 
     # mutations
     def run_jar(self, jar_id, body, what):
@@ -325,9 +423,48 @@ class FlinkJobs(object):
         return self.client.request('POST', '/jobs/%s/stop' % jid, 'stop job %s with a savepoint' % jid,
                                    json_body=body)
 
+    def trigger_savepoint(self, jid, trigger_id, target_dir=None):
+        body = {'cancel-job': False, 'triggerId': trigger_id}
+        if target_dir:
+            body['target-directory'] = target_dir
+        return self.client.request('POST', '/jobs/%s/savepoints' % jid, 'trigger a savepoint of job %s' % jid,
+                                   json_body=body)
+
     def savepoint_status(self, jid, trigger_id):
         return self.client.get('/jobs/%s/savepoints/%s' % (jid, trigger_id),
                                'read the savepoint status of job %s' % jid, allow_404=True)
+
+    def wait_savepoint(self, jid, trigger_id, retrigger, deadline, what):
+        """Poll a savepoint/stop trigger until Flink reports its location; FlinkApiError on failure."""
+        while True:
+            status = self.savepoint_status(jid, trigger_id)
+            if status is None:
+                view = self.job(jid)
+                if view is not None and is_live(view):
+                    # The trigger was lost (leader change): the same trigger id is safe to send again.
+                    retrigger()
+                else:
+                    raise FlinkApiError('%s: job %s ended, but Flink no longer knows the result of the savepoint '
+                                        '(trigger %s)' % (what, jid, trigger_id))
+            elif (status.get('status') or {}).get('id') == 'COMPLETED':
+                op = status.get('operation') or {}
+                if op.get('location'):
+                    return op['location']
+                failure = op.get('failure-cause') or {}
+                cause = root_cause({'errors': [failure.get('stack-trace') or failure.get('class') or 'unknown']})
+                raise FlinkApiError('%s: %s' % (what, cause), cause=cause)
+            if deadline.expired():
+                raise FlinkApiError('%s: the savepoint did not complete within wait_timeout=%.0f s'
+                                    % (what, deadline.timeout))
+            self._sleep(min(POLL_INTERVAL, deadline.remaining()))
+
+    def dispose_savepoint(self, path):
+        return self.client.request('POST', '/savepoint-disposal', 'dispose savepoint %s' % path,
+                                   json_body={'savepoint-path': path})
+
+    def disposal_status(self, trigger_id):
+        return self.client.get('/savepoint-disposal/%s' % trigger_id, 'read the savepoint disposal status',
+                               allow_404=True)
 
 
 class JobReconciler(object):
@@ -342,6 +479,7 @@ class JobReconciler(object):
         self.warn = warn or (lambda msg: None)
         self._sleep = sleep
         self.jar_id = None
+        self._jar_ids = {}
 
     @property
     def deadline(self):
@@ -384,6 +522,8 @@ class JobReconciler(object):
             self.warn(w)
         if self.desired.state == 'absent':
             return self._absent(the_plan)
+        if the_plan.action == 'upgrade':
+            return self._upgrade(the_plan)
         return self._present(the_plan)
 
     def _present(self, the_plan):
@@ -394,15 +534,37 @@ class JobReconciler(object):
         predicted = {'state': 'running', 'job_id': the_plan.job_id, 'spec': self.desired.spec_hash[:8],
                      'generation': the_plan.generation, 'name': self.desired.name}
         before = {'state': 'absent'}
+        restore = self._restore_point(the_plan.previous)
+        extra = {'generation': the_plan.generation}
+        if restore:
+            extra['restored_from'] = restore
+            predicted['restored_from'] = restore['path']
         if self.check_mode:
-            return self._result(True, 'submitted', the_plan, before=before, after=predicted,
-                                generation=the_plan.generation)
+            return self._result(True, 'submitted', the_plan, before=before, after=predicted, **extra)
         for jid in the_plan.wait_for:
             self._wait_terminal(jid)
-        job, changed, generation = self._submit(the_plan)
+        submission = self.desired.submission()
+        job, changed, generation = self._submit(submission, the_plan.generation, the_plan.known_ended,
+                                                restore['path'] if restore else None)
+        extra['generation'] = generation
         after = dict(predicted, job_id=job['id'], generation=generation, flink_state=job['state'])
         return self._result(changed, 'submitted' if changed else 'none', the_plan, job=job, before=before,
-                            after=after, generation=generation)
+                            after=after, **extra)
+
+    def _restore_point(self, previous):
+        """Where a (re)submission starts from: explicit restore_from, or what the last ended instance left."""
+        path, decided = self.desired.explicit_restore
+        if decided:
+            return {'path': path, 'kind': 'explicit', 'job_id': None} if path else None
+        if previous is None:
+            return None
+        point = newest_restore_point(self.api.checkpoints(previous['id']))
+        if point is None:
+            self.warn('Job %r: its last instance %s ended as %s and left no savepoint or retained checkpoint that '
+                      'Flink still reports; starting without state.' % (self.desired.name, previous['id'],
+                                                                        previous['state']))
+            return None
+        return {'path': point[0], 'kind': point[1], 'job_id': previous['id']}
 
     def _absent(self, the_plan):
         if the_plan.action == 'none':
@@ -439,45 +601,198 @@ class JobReconciler(object):
         return self._result(True, action, the_plan, job=final or the_plan.targets[0], before=before, after=after,
                             **extra)
 
-    # -- submission ------------------------------------------------------
-    def _ensure_jar(self):
-        d = self.desired
-        jar_id = self.api.find_jar(d.jar_sha256)
-        if jar_id is None:
-            jar_id = self.api.upload_jar(d.jar, d.jar_sha256)
-        self.jar_id = jar_id
-        return jar_id
+    # -- upgrade -----------------------------------------------------------
+    def _spec_view(self, spec, jar_name=None):
+        if spec is None:
+            return {'spec': 'unknown (not recorded with the job)'}
+        view = dict(spec)
+        view['spec_hash'] = ident.spec_hash(spec)
+        if jar_name:
+            view['jar_name'] = jar_name
+        return view
 
-    def _run_body(self, jid):
+    def _upgrade(self, the_plan):
         d = self.desired
-        body = {'jobId': jid, 'programArgsList': d.args}
-        if d.entry_class:
-            body['entryClass'] = d.entry_class
-        if d.parallelism:
-            body['parallelism'] = int(d.parallelism)
-        if d.restore_from:
-            body['savepointPath'] = d.restore_from
-            body['allowNonRestoredState'] = d.allow_non_restored_state
-        if d.config:
-            if _version_tuple(self.api.version()) < (1, 17):
-                raise InputError('config needs Flink 1.17 or newer (the cluster runs %s); nothing was submitted'
-                                 % self.api.version())
-            body['flinkConfiguration'] = dict(d.config)
+        old = the_plan.live
+        recorded = self.api.recorded_spec(old['id'])
+        previous = None
+        if recorded is not None:
+            prev_spec, prev_jar_name = recorded
+            if ident.belongs_to(old['id'], d.name) and not ident.runs_spec(old['id'], ident.spec_hash(prev_spec)):
+                recorded = None  # the record does not match the job id: do not trust it
+            else:
+                previous = Submission(d.name, prev_spec, jar_name=prev_jar_name)
+        before = self._spec_view(previous.spec if previous else None, previous.jar_name if previous else None)
+        before.update(job_id=old['id'], state='running')
+        after = self._spec_view(d.spec, os.path.basename(d.jar))
+        after.update(job_id=the_plan.job_id, state='running', upgrade_mode=d.upgrade_mode)
+        extra = {'previous_job_id': old['id'], 'generation': the_plan.generation, 'upgrade_mode': d.upgrade_mode}
+        if self.check_mode:
+            return self._result(True, 'upgraded', the_plan, job=None, before=before, after=after, **extra)
+
+        new = d.submission()
+        # 1. Validate the new version before the running job is touched.
+        jar_id = self._jar_for(new)
+        self._validate(new, jar_id)
+        restore_path = None
+        # 2. Take the state out of the running job.
+        if d.upgrade_mode == 'savepoint':
+            try:
+                restore_path = self._stop_with_savepoint(old['id'])
+            except FlinkApiError as exc:
+                view = self.api.job(old['id'])
+                raise FlinkApiError('Could not upgrade job %r: stopping %s with a savepoint failed (%s). The job %s.'
+                                    % (d.name, old['id'], exc.cause or exc.msg,
+                                       'keeps running' if view and is_live(view) else
+                                       'is %s' % (view['state'] if view else 'gone')))
+        elif d.upgrade_mode == 'last-state':
+            restore_path = self._last_state(old)
+        else:
+            self.api.cancel(old['id'])
+            self._wait_terminal(old['id'])
+        extra['savepoint'] = restore_path
+        # 3. Start the new version from it; put the previous one back if it cannot run.
+        try:
+            job, changed, generation = self._submit(new, the_plan.generation, the_plan.known_ended, restore_path)
+        except FlinkError as exc:
+            self._roll_back(the_plan, new, previous, restore_path, exc, extra)
+            raise  # _roll_back always raises
+        extra['generation'] = generation
+        self._clean_jars(previous, new)
+        after.update(job_id=job['id'])
+        return self._result(True, 'upgraded', the_plan, job=job, before=before, after=after, **extra)
+
+    def _validate(self, submission, jar_id):
+        body = {'programArgsList': submission.spec['args']}
+        if submission.spec['entry_class']:
+            body['entryClass'] = submission.spec['entry_class']
+        if submission.spec['parallelism']:
+            body['parallelism'] = submission.spec['parallelism']
+        try:
+            self.api.plan_jar(jar_id, body, 'build the job graph of the new version of %r' % self.desired.name)
+        except FlinkApiError as exc:
+            raise FlinkApiError('The new version of job %r cannot start: %s. The running job was not touched.'
+                                % (self.desired.name, exc.cause or exc.msg), status=exc.status, cause=exc.cause)
+
+    def _last_state(self, old):
+        d = self.desired
+        cfg = self.api.checkpoint_config(old['id']) or {}
+        ext = cfg.get('externalization') or {}
+        if not ext.get('enabled') or ext.get('delete_on_cancellation', True):
+            raise FlinkApiError(
+                'Could not upgrade job %r with upgrade_mode=last-state: its checkpoints are not retained on '
+                'cancellation (set execution.checkpointing.externalized-checkpoint-retention: '
+                'RETAIN_ON_CANCELLATION). The running job was not touched.' % d.name)
+        # A job that just started may not have completed a checkpoint yet: wait for one, within wait_timeout.
+        while newest_restore_point(self.api.checkpoints(old['id'])) is None:
+            if self.deadline.expired():
+                raise FlinkApiError('Could not upgrade job %r with upgrade_mode=last-state: job %s reported no '
+                                    'completed checkpoint within wait_timeout=%.0f s. The running job was not touched.'
+                                    % (d.name, old['id'], self.deadline.timeout))
+            self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
+        self.api.cancel(old['id'])
+        self._wait_terminal(old['id'])
+        point = newest_restore_point(self.api.checkpoints(old['id']))
+        if point is None:
+            raise FlinkApiError('Job %r (%s) was cancelled for a last-state upgrade, but Flink reports no retained '
+                                'checkpoint for it any more; nothing was started. Start it with restore_from.'
+                                % (d.name, old['id']))
+        return point[0]
+
+    def _roll_back(self, the_plan, new, previous, restore_path, exc, extra):
+        d = self.desired
+        reason = exc.cause or exc.msg
+        # Never leave the failed new version behind.
+        for view in self.api.overview():
+            if ident.belongs_to(view['id'], d.name) and ident.runs_spec(view['id'], new.spec_hash) and is_live(view):
+                self.api.cancel(view['id'])
+                self._wait_terminal(view['id'])
+        where = ('savepoint %s' % restore_path) if restore_path else 'an empty state (upgrade_mode=stateless)'
+        result = dict(extra, changed=True, action='rolled_back', job_id=None)
+        if previous is None:
+            result['action'] = 'failed'
+            raise UpgradeError(
+                'Upgrade of job %r failed: %s. The previous version could not be restarted: its spec is not recorded '
+                'with job %s (it was not started by flink_job, or the program sets its own global job parameters). '
+                'Its state is in %s; start it again with restore_from.'
+                % (d.name, reason, the_plan.live['id'], restore_path or 'no savepoint'), result)
+        # The rollback gets its own time budget: the deadline may be what made the upgrade fail.
+        self.client.deadline = Deadline(max(self.deadline.timeout, 60))
+        try:
+            jar_id = self._jar_for(previous)
+            if jar_id is None:
+                raise FlinkApiError('the jar of the previous version (sha256 %s) is no longer on the cluster'
+                                    % previous.jar_sha256[:16])
+            generation = next_generation(
+                [v for v in self.api.overview() if ident.belongs_to(v['id'], d.name)], previous.spec_hash)
+            job, unused_changed, unused_gen = self._submit(previous, generation, set(), restore_path)
+        except FlinkError as again:
+            result['action'] = 'failed'
+            raise UpgradeError(
+                'Upgrade of job %r failed: %s. Restarting the previous version failed too: %s. Its state is in %s.'
+                % (d.name, reason, again.cause or again.msg, restore_path or 'no savepoint'), result)
+        result.update(job_id=job['id'], job=job)
+        raise UpgradeError(
+            'Upgrade of job %r failed: %s. The previous version was restored from %s and runs as job %s.'
+            % (d.name, reason, where, job['id']), result)
+
+    def _clean_jars(self, previous, new):
+        """Remove the previous version's jar, unless another live job recorded that it uses it."""
+        if previous is None or previous.jar_sha256 == new.jar_sha256:
+            return
+        for view in self.api.overview():
+            if is_live(view):
+                rec = self.api.recorded_spec(view['id'])
+                if rec is not None and rec[0]['jar_sha256'] == previous.jar_sha256:
+                    return
+        marker = jar_marker(previous.jar_sha256)
+        for f in self.api.jars():
+            if str(f.get('name', '')).startswith(marker):
+                self.api.delete_jar(f['id'])
+
+    # -- submission ------------------------------------------------------
+    def _jar_for(self, submission):
+        """Jar id of a submission's jar on the cluster, uploading it when the module has the file."""
+        sha = submission.jar_sha256
+        if sha not in self._jar_ids:
+            jar_id = self.api.find_jar(sha)
+            if jar_id is None and submission.jar_path:
+                jar_id = self.api.upload_jar(submission.jar_path, sha)
+            self._jar_ids[sha] = jar_id
+        if submission.jar_path:
+            self.jar_id = self._jar_ids[sha]
+        return self._jar_ids[sha]
+
+    def _run_body(self, submission, jid, restore_path):
+        spec = submission.spec
+        body = {'jobId': jid, 'programArgsList': spec['args']}
+        if spec['entry_class']:
+            body['entryClass'] = spec['entry_class']
+        if spec['parallelism']:
+            body['parallelism'] = int(spec['parallelism'])
+        if restore_path:
+            body['savepointPath'] = restore_path
+            body['allowNonRestoredState'] = submission.allow_non_restored_state
+        if self.api.supports_configuration():
+            encoded = ident.encode_spec(spec, submission.jar_name)
+            body['flinkConfiguration'] = ident.with_spec_param(spec['config'], encoded)
+        elif spec['config']:
+            raise InputError('config needs Flink 1.17 or newer (the cluster runs %s); nothing was submitted'
+                             % self.api.version())
         return body
 
-    def _submit(self, the_plan):
+    def _submit(self, submission, generation, known_ended, restore_path=None):
         """Submit under the deterministic id. Returns (job view, changed, generation)."""
-        d = self.desired
-        self._ensure_jar()
-        generation = the_plan.generation
+        name = submission.name
+        self._jar_for(submission)
         maybe_sent = False
         reuploaded = False
-        what = 'start job %r' % d.name
+        what = 'start job %r' % name
         for _step in range(MAX_GENERATION_STEPS):
-            jid = d.job_id(generation)
+            jid = submission.job_id(generation)
             try:
-                self.api.run_jar(self.jar_id, self._run_body(jid), what)
-                return self._after_submit(jid), True, generation
+                self.api.run_jar(self._jar_ids[submission.jar_sha256], self._run_body(submission, jid, restore_path),
+                                 what)
             except FlinkLostAnswer:
                 # The submission may have arrived: repeat it under the same id; Flink
                 # answers "duplicate" if it did.
@@ -494,23 +809,27 @@ class JobReconciler(object):
                             continue
                         # Another run (or our own lost attempt) submitted it: one instance, ours.
                         return self._after_submit(jid), maybe_sent, generation
-                    if view is None or jid in the_plan.known_ended:
+                    if view is None or jid in known_ended:
                         # Flink remembers this id from an instance that ended: next generation.
                         generation += 1
                         maybe_sent = False
                         continue
                     cause = self.api.failure_cause(jid)
                     raise FlinkApiError('Job %r (id %s) ended as %s right after it was submitted: %s'
-                                        % (d.name, jid, view['state'], cause or 'no exception reported'))
-                if not reuploaded and _jar_missing(exc):
+                                        % (name, jid, view['state'], cause or 'no exception reported'), cause=cause)
+                if not reuploaded and submission.jar_path and _jar_missing(exc):
                     # The jar vanished (JobManager restarted with a new web.tmpdir): upload again.
                     reuploaded = True
-                    self.jar_id = self.api.upload_jar(d.jar, d.jar_sha256)
+                    self._jar_ids[submission.jar_sha256] = self.api.upload_jar(submission.jar_path,
+                                                                               submission.jar_sha256)
+                    self.jar_id = self._jar_ids[submission.jar_sha256]
                     continue
-                raise FlinkApiError('Could not start job %r: %s' % (d.name, exc.cause or exc.msg), status=exc.status,
-                                    cause=exc.cause)
+                raise FlinkApiError('Could not start job %r: %s' % (name, exc.cause or exc.msg), status=exc.status,
+                                    cause=exc.cause or exc.msg)
+            else:
+                return self._after_submit(jid), True, generation
         raise FlinkApiError('Could not start job %r: gave up after %d job id generations were all taken'
-                            % (d.name, MAX_GENERATION_STEPS))
+                            % (name, MAX_GENERATION_STEPS))
 
     def _after_submit(self, jid):
         if not self.desired.wait:
@@ -537,14 +856,15 @@ class JobReconciler(object):
                 if view['state'] in TERMINAL_STATES:
                     cause = self.api.failure_cause(jid)
                     raise FlinkApiError('Job %r (id %s) was submitted but ended as %s: %s'
-                                        % (self.desired.name, jid, view['state'], cause or 'no exception reported'))
+                                        % (self.desired.name, jid, view['state'], cause or 'no exception reported'),
+                                        cause=cause)
             if self.deadline.expired():
                 cause = self.api.failure_cause(jid) if last else None
                 raise FlinkApiError(
-                    'Job %r (id %s) was submitted but is not RUNNING within wait_timeout=%.0f s (state %s)%s. It was '
-                    'left as it is.' % (self.desired.name, jid, self.deadline.timeout,
-                                        last['state'] if last else 'unknown',
-                                        '; latest exception: %s' % cause if cause else ''))
+                    'Job %r (id %s) was submitted but is not RUNNING within wait_timeout=%.0f s (state %s)%s.'
+                    % (self.desired.name, jid, self.deadline.timeout, last['state'] if last else 'unknown',
+                       '; latest exception: %s' % cause if cause else ''),
+                    cause='not RUNNING within wait_timeout=%.0f s' % self.deadline.timeout)
             self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
 
     def _wait_terminal(self, jid):
@@ -560,27 +880,11 @@ class JobReconciler(object):
     # -- stop with savepoint ---------------------------------------------
     def _stop_with_savepoint(self, jid):
         trigger_id = uuid.uuid4().hex
-        self.api.trigger_stop(jid, trigger_id, self.desired.savepoint_dir)
-        while True:
-            status = self.api.savepoint_status(jid, trigger_id)
-            if status is None:
-                view = self.api.job(jid)
-                if view is not None and is_live(view):
-                    # The trigger was lost (leader change): the same trigger id is safe to send again.
-                    self.api.trigger_stop(jid, trigger_id, self.desired.savepoint_dir)
-                else:
-                    raise FlinkApiError('Job %r (id %s) ended, but Flink no longer knows the result of its savepoint '
-                                        '(trigger %s)' % (self.desired.name, jid, trigger_id))
-            elif (status.get('status') or {}).get('id') == 'COMPLETED':
-                op = status.get('operation') or {}
-                if op.get('location'):
-                    return op['location']
-                cause = root_cause({'errors': [op.get('failure-cause', {}).get('stack-trace') or
-                                               op.get('failure-cause', {}).get('class') or 'unknown']})
-                raise FlinkApiError('Could not stop job %r (id %s) with a savepoint: %s. The job keeps running.'
-                                    % (self.desired.name, jid, cause))
-            if self.deadline.expired():
-                raise FlinkApiError('The savepoint of job %r (id %s) did not complete within wait_timeout=%.0f s; '
-                                    'the job keeps running unless Flink finishes the stop later'
-                                    % (self.desired.name, jid, self.deadline.timeout))
-            self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
+        target = self.desired.savepoint_dir
+
+        def trigger():
+            self.api.trigger_stop(jid, trigger_id, target)
+        trigger()
+        return self.api.wait_savepoint(
+            jid, trigger_id, trigger, self.deadline,
+            'Could not stop job %r (id %s) with a savepoint' % (self.desired.name, jid))

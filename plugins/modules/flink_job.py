@@ -46,13 +46,18 @@ options:
         warning reports the drift). If the last instance ended (cancelled, failed, finished), the job is submitted
         again.
       - V(absent) cancels every live instance (or stops it with a savepoint when O(savepoint=true)).
-      - V(upgraded) is reserved for stateful upgrades and not available in this release.
+      - V(upgraded) behaves like V(present) when no instance is live or the live one runs the declared spec. A live
+        instance of another spec (or a job of the same Flink name started outside flinkops) is upgraded as
+        O(upgrade_mode) says. The new version is validated first (its jar uploads and its C(main()) builds the job
+        graph) while the old one keeps running. If the new version cannot start after the old one was stopped, the
+        previous version is started again from the same savepoint and the task fails, naming Flink's reason and the
+        savepoint.
     type: str
     choices: [present, absent, upgraded]
     default: present
   jar:
     description:
-      - Path of the job jar on the host where the module runs. Required with O(state=present).
+      - Path of the job jar on the host where the module runs. Required with O(state=present) and O(state=upgraded).
       - The jar is uploaded only when a jar with the same content (SHA-256) is not already on the cluster.
     type: path
   entry_class:
@@ -80,8 +85,24 @@ options:
   restore_from:
     description:
       - Savepoint or retained checkpoint path to start the job from when it has to be submitted.
+      - Without it, a job whose previous instance ended (cancelled, failed, finished) resumes from the newest
+        savepoint or retained checkpoint Flink still reports for that instance (RV(restored_from) says which); with
+        none, it starts empty and warns.
+      - V(none) forces an empty start.
       - Ignored while a live instance runs.
     type: str
+  upgrade_mode:
+    description:
+      - How O(state=upgraded) moves a live job to the declared spec.
+      - V(savepoint) stops the job with a savepoint (atomic C(/stop)) and starts the new version from it.
+      - V(last-state) cancels the job and starts the new version from its newest retained checkpoint, for jobs that
+        cannot take a savepoint. The job's checkpoints must be retained on cancellation
+        (C(execution.checkpointing.externalized-checkpoint-retention=RETAIN_ON_CANCELLATION)); this is checked before
+        the job is touched.
+      - V(stateless) cancels the job and starts the new version empty.
+    type: str
+    choices: [savepoint, last-state, stateless]
+    default: savepoint
   allow_non_restored_state:
     description:
       - With O(restore_from), skip state in the savepoint that cannot be mapped to an operator of the job.
@@ -90,12 +111,12 @@ options:
   savepoint:
     description:
       - With O(state=absent), stop the job with a savepoint (atomic C(/stop)) instead of cancelling it, and return
-        the savepoint's path in RV(savepoint).
+        the savepoint's path in RV(savepoint). O(state=upgraded) always takes one in O(upgrade_mode=savepoint).
     type: bool
     default: false
   savepoint_dir:
     description:
-      - Directory for the savepoint taken with O(savepoint=true). Defaults to the cluster's
+      - Directory for the savepoint taken with O(savepoint=true) or by an upgrade. Defaults to the cluster's
         C(state.savepoints.dir); one of the two must be set.
     type: str
   wait:
@@ -110,6 +131,14 @@ notes:
   - Jars are uploaded under the name C(flinkops-<sha256 prefix>-<file name>), which is how the module recognises
     them on the next run.
   - A no-op run (the job is already running) sends one request, C(GET /jobs/overview), and uploads nothing.
+  - What flink_job stores with a job. Every submission records the declared spec (jar SHA-256 and file name,
+    O(entry_class), O(args), O(parallelism), O(config)) in the job's global job parameters under
+    C(flinkops.spec) (base64url JSON, see C(GET /jobs/<id>/config)). An upgrade reads it to restart the previous
+    version on rollback. Nothing is stored on the Ansible side. A program that sets its own global job parameters
+    hides the record; such a job can still be upgraded, but a failed upgrade then cannot restart it and reports the
+    savepoint instead.
+  - After a successful upgrade the previous version's jar is deleted from the cluster, unless another live job
+    records that it uses the same jar.
   - flink_job is meant for long-running (streaming) jobs. A batch job that finishes will be submitted again by the
     next run with O(state=present).
 seealso:
@@ -154,6 +183,18 @@ EXAMPLES = r'''
         jar: /opt/jobs/sessions.jar
         restore_from: s3://flink/savepoints/savepoint-3f6c1e-7a7b1d2c1d6a
 
+- name: Move the job to a new version through a savepoint (first deploy included)
+  flinkops.flink.flink_job:
+    url: http://flink-jobmanager:8081
+    name: orders-enrichment
+    state: upgraded
+    jar: /opt/jobs/orders-enrichment-1.5.0.jar
+    entry_class: com.example.orders.EnrichmentJob
+    parallelism: 4
+    savepoint_dir: s3://flink/savepoints
+    wait_timeout: 600
+  register: upgrade
+
 - name: Stop the job with a savepoint and keep the path
   flinkops.flink.flink_job:
     url: http://flink-jobmanager:8081
@@ -173,7 +214,7 @@ action:
   description: What the module did (or, in check mode, would do).
   returned: always
   type: str
-  choices: [none, submitted, cancelled, stopped]
+  choices: [none, submitted, upgraded, rolled_back, failed, cancelled, stopped]
   sample: submitted
 job_id:
   description: Id of the job the result is about (the live, submitted or first stopped instance); null when none.
@@ -256,9 +297,40 @@ generation:
   returned: when the job was submitted
   type: int
   sample: 0
+previous_job_id:
+  description: Id of the job that was upgraded (stopped) by O(state=upgraded).
+  returned: when an upgrade happened or was attempted
+  type: str
+  sample: 3f6c1e0a9b2d4c5e1d2c7a7b00000000
+upgrade_mode:
+  description: The O(upgrade_mode) of an upgrade.
+  returned: when an upgrade happened or was attempted
+  type: str
+  sample: savepoint
+restored_from:
+  description: Where a (re)submitted job started from, when it was not empty.
+  returned: when the job was submitted from a savepoint or checkpoint
+  type: dict
+  contains:
+    path:
+      description: Savepoint or checkpoint path.
+      type: str
+      sample: file:/var/lib/flink/savepoints/savepoint-3f6c1e-7a7b1d2c1d6a
+    kind:
+      description: V(explicit) (O(restore_from)), V(savepoint) or V(checkpoint) (left by the previous instance).
+      type: str
+      sample: savepoint
+    job_id:
+      description: The previous instance the savepoint or checkpoint belongs to; null for V(explicit).
+      type: str
+      sample: 3f6c1e0a9b2d4c5e7a7b1d2c00000000
+  sample: {path: "file:/sp/savepoint-3f6c1e-7a7b1d2c1d6a", kind: savepoint, job_id: 3f6c1e0a9b2d4c5e7a7b1d2c00000000}
 savepoint:
-  description: Path of the savepoint taken when stopping (the first one if several instances were stopped).
-  returned: when O(savepoint=true) stopped a job
+  description:
+    - Path of the savepoint taken when stopping (the first one if several instances were stopped).
+    - With O(state=upgraded), the savepoint (or, for V(last-state), the checkpoint) the new version started from,
+      also returned when the upgrade failed.
+  returned: when O(savepoint=true) stopped a job, or an upgrade took one
   type: str
   sample: file:/var/lib/flink/savepoints/savepoint-3f6c1e-7a7b1d2c1d6a
 savepoints:
@@ -291,25 +363,23 @@ def main():
         parallelism=dict(type='int'),
         config=dict(type='dict', default={}),
         restore_from=dict(type='str'),
+        upgrade_mode=dict(type='str', default='savepoint', choices=['savepoint', 'last-state', 'stateless']),
         allow_non_restored_state=dict(type='bool', default=False),
         savepoint=dict(type='bool', default=False),
         savepoint_dir=dict(type='str'),
         wait=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('state', 'present', ['jar'])])
+                           required_if=[('state', 'present', ['jar']), ('state', 'upgraded', ['jar'])])
     check_requirements(module)
     p = module.params
-    if p['state'] == 'upgraded':
-        module.fail_json(msg='state=upgraded is not available in this release of flinkops.flink; '
-                             'use state=present or state=absent')
 
     def work():
         desired = Desired(
             name=p['name'], state=p['state'], jar=p['jar'], entry_class=p['entry_class'], args=p['args'],
             parallelism=p['parallelism'], config=p['config'], restore_from=p['restore_from'],
             allow_non_restored_state=p['allow_non_restored_state'], savepoint=p['savepoint'],
-            savepoint_dir=p['savepoint_dir'], wait=p['wait'])
+            savepoint_dir=p['savepoint_dir'], wait=p['wait'], upgrade_mode=p['upgrade_mode'])
         client = client_from_module(module)
         reconciler = JobReconciler(client, desired, check_mode=module.check_mode, diff=module._diff,
                                    warn=module.warn)

@@ -22,6 +22,11 @@ class FakeFlink(object):
         self.clock = 1000
         self.hooks = []     # callables (method, path, body) -> response or None, consumed in order
         self.job_name_of = lambda body: 'job-from-jar'
+        self.bodies = {}    # job id -> run body
+        self.checkpoint_paths = {}  # job id -> latest retained checkpoint path
+        self.retain_on_cancel = False
+        self.reject_run = None      # callable(body) -> error response or None
+        self.reject_plan = None     # callable(body) -> error response or None
 
     def add_job(self, jid, name, state='RUNNING'):
         self.clock += 1
@@ -65,8 +70,45 @@ class FakeFlink(object):
             jid = body['jobId']
             if jid in self.jobs:
                 return DUPLICATE_23
+            if self.reject_run:
+                rejected = self.reject_run(body)
+                if rejected is not None:
+                    self.add_job(jid, self.job_name_of(body), state='FAILED')
+                    return rejected
             self.add_job(jid, self.job_name_of(body))
+            self.bodies[jid] = body
             return FakeResponse(200, {'jobid': jid})
+        m = re.match(r'^/jars/([^/]+)/plan$', path)
+        if method == 'POST' and m:
+            if self.reject_plan:
+                rejected = self.reject_plan(body)
+                if rejected is not None:
+                    return rejected
+            return FakeResponse(200, {'plan': {'jid': 'x'}})
+        m = re.match(r'^/jars/([^/]+)$', path)
+        if method == 'DELETE' and m:
+            self.jars.pop(m.group(1), None)
+            return FakeResponse(200, {})
+        m = re.match(r'^/jobs/([0-9a-f]{32})/config$', path)
+        if m and method == 'GET':
+            params = ((self.bodies.get(m.group(1)) or {}).get('flinkConfiguration') or {}).get(
+                'pipeline.global-job-parameters', '')
+            user = dict(kv.split(':', 1) for kv in params.split(',') if kv)
+            return FakeResponse(200, {'jid': m.group(1), 'execution-config': {'user-config': user}})
+        m = re.match(r'^/jobs/([0-9a-f]{32})/checkpoints/config$', path)
+        if m and method == 'GET':
+            return FakeResponse(200, {'externalization': {'enabled': self.retain_on_cancel,
+                                                          'delete_on_cancellation': not self.retain_on_cancel}})
+        m = re.match(r'^/jobs/([0-9a-f]{32})/checkpoints$', path)
+        if m and method == 'GET':
+            latest = {'savepoint': None, 'completed': None}
+            for trigger, loc in self.savepoints.items():
+                if '-%s-' % m.group(1)[:6] in loc:
+                    latest['savepoint'] = {'external_path': loc, 'trigger_timestamp': 2, 'discarded': False}
+            cp = self.checkpoint_paths.get(m.group(1))
+            if cp:
+                latest['completed'] = {'external_path': cp, 'trigger_timestamp': 1, 'discarded': False}
+            return FakeResponse(200, {'latest': latest})
         m = re.match(r'^/jobs/([0-9a-f]{32})$', path)
         if m and method == 'GET':
             job = self.jobs.get(m.group(1))

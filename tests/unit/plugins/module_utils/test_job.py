@@ -3,6 +3,7 @@ import zipfile
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
+from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils import _job as jobmod
 
 from .fake_flink import FakeFlink
@@ -221,7 +222,13 @@ def test_run_body_carries_args_config_and_restore(jar):
     body = seen[0]
     assert body['programArgsList'] == ['a b', 'ü']
     assert body['parallelism'] == 2 and body['entryClass'] == 'org.example.Job'
-    assert body['flinkConfiguration'] == {'pipeline.auto-watermark-interval': '1s', 'x.enabled': 'true'}
+    config = dict(body['flinkConfiguration'])
+    recorded = config.pop('pipeline.global-job-parameters')
+    assert config == {'pipeline.auto-watermark-interval': '1s', 'x.enabled': 'true'}
+    # The declared spec travels with the job, for upgrades and rollbacks.
+    assert recorded.startswith('flinkops.spec:')
+    spec, jar_name = ident.decode_spec(recorded.split(':', 1)[1])
+    assert spec['args'] == ['a b', 'ü'] and spec['parallelism'] == 2 and jar_name == 'job.jar'
     assert body['savepointPath'] == 'file:/sp/1' and body['allowNonRestoredState'] is False
     assert 'programArgs' not in body
 
@@ -266,3 +273,125 @@ def test_unreachable_cluster_fails_within_deadline(jar):
     with pytest.raises(api.FlinkNotReadyTimeout, match='refused'):
         jobmod.JobReconciler(client, desired(jar), sleep=clock.sleep).run()
     assert clock.now <= 5.5
+
+
+# upgraded -----------------------------------------------------------------------
+
+def run_body(flink, jid):
+    return flink.bodies[jid]
+
+
+def test_upgraded_with_same_spec_is_a_noop(jar):
+    flink = FakeFlink()
+    first = reconcile(flink, desired(jar, state='upgraded'))
+    assert first['changed'] and first['action'] == 'submitted'
+    flink.requests.clear()
+    again = reconcile(flink, desired(jar, state='upgraded'))
+    assert not again['changed'] and flink.requests == [('GET', '/jobs/overview')]
+
+
+def test_upgrade_goes_through_a_savepoint_and_removes_the_old_jar(jar, tmp_path):
+    flink = FakeFlink()
+    old = reconcile(flink, desired(jar, args=['--v', '1']))
+    old_jar_ids = set(flink.jars)
+    new_jar = tmp_path / 'job-v2.jar'
+    with zipfile.ZipFile(str(new_jar), 'w') as z:
+        z.writestr('v2.txt', 'another version')
+    check = reconcile(flink, desired(str(new_jar), state='upgraded', args=['--v', '2']), check_mode=True)
+    assert check['changed'] and check['action'] == 'upgraded'
+    assert check['diff']['before']['args'] == ['--v', '1'] and check['diff']['after']['args'] == ['--v', '2']
+    assert len(flink.live()) == 1 and flink.live()[0]['jid'] == old['job_id']
+
+    result = reconcile(flink, desired(str(new_jar), state='upgraded', args=['--v', '2']))
+    assert result['changed'] and result['action'] == 'upgraded'
+    assert result['previous_job_id'] == old['job_id']
+    assert result['savepoint'].startswith('file:/sp/savepoint-')
+    assert run_body(flink, result['job_id'])['savepointPath'] == result['savepoint']
+    assert [j['jid'] for j in flink.live()] == [result['job_id']]
+    assert not old_jar_ids & set(flink.jars), 'the previous version\'s jar was kept'
+
+
+def test_new_version_whose_main_throws_never_touches_the_running_job(jar):
+    flink = FakeFlink()
+    old = reconcile(flink, desired(jar, args=['--v', '1']))
+    flink.reject_plan = lambda body: flink_error(
+        500, 'x\nCaused by: java.lang.IllegalStateException: boom in main') if '--fail' in body['programArgsList'] \
+        else None
+    flink.requests.clear()
+    with pytest.raises(api.FlinkApiError) as err:
+        reconcile(flink, desired(jar, state='upgraded', args=['--v', '1', '--fail']))
+    assert 'boom in main' in err.value.msg and 'was not touched' in err.value.msg
+    assert [j['jid'] for j in flink.live()] == [old['job_id']]
+    assert not [r for r in flink.mutating() if '/stop' in r[1] or r[0] == 'PATCH']
+
+
+def test_failed_upgrade_rolls_back_from_the_same_savepoint(jar):
+    flink = FakeFlink()
+    old = reconcile(flink, desired(jar, args=['--v', '1']))
+    flink.reject_run = lambda body: flink_error(
+        400, 'x\nCaused by: java.lang.IllegalStateException: Failed to rollback to checkpoint/savepoint. Cannot map '
+             'checkpoint/savepoint state for operator abc to the new program') if '--v2' in body['programArgsList'] \
+        else None
+    with pytest.raises(jobmod.UpgradeError) as err:
+        reconcile(flink, desired(jar, state='upgraded', args=['--v2']))
+    msg = err.value.msg
+    assert 'Cannot map checkpoint/savepoint state' in msg and 'previous version was restored' in msg
+    result = err.value.result
+    assert result['action'] == 'rolled_back' and result['previous_job_id'] == old['job_id']
+    live = flink.live()
+    assert len(live) == 1 and live[0]['jid'] == result['job_id'] != old['job_id']
+    assert live[0]['jid'][:24] == old['job_id'][:24], 'the previous spec runs again'
+    assert run_body(flink, live[0]['jid'])['savepointPath'] == result['savepoint']
+    # The previous spec is now declared again: nothing to do.
+    again = reconcile(flink, desired(jar, state='upgraded', args=['--v', '1']))
+    assert not again['changed']
+
+
+def test_failed_upgrade_of_a_job_with_unknown_spec_starts_nothing_unknown(jar):
+    flink = FakeFlink()
+    flink.add_job('ab' * 16, 'orders')  # started by hand: no recorded spec
+    flink.reject_run = lambda body: flink_error(400, 'x\nCaused by: java.lang.Exception: cannot restore')
+    with pytest.raises(jobmod.UpgradeError) as err:
+        reconcile(flink, desired(jar, state='upgraded'))
+    assert 'could not be restarted' in err.value.msg and err.value.result['savepoint'] in err.value.msg
+    assert flink.live() == []
+
+
+def test_last_state_needs_retained_checkpoints_before_touching_the_job(jar):
+    flink = FakeFlink()
+    old = reconcile(flink, desired(jar, args=['--v', '1']))
+    with pytest.raises(api.FlinkApiError, match='RETAIN_ON_CANCELLATION'):
+        reconcile(flink, desired(jar, state='upgraded', args=['--v', '2'], upgrade_mode='last-state'))
+    assert [j['jid'] for j in flink.live()] == [old['job_id']]
+    flink.retain_on_cancel = True
+    flink.checkpoint_paths[old['job_id']] = 'file:/cp/%s/chk-7' % old['job_id']
+    result = reconcile(flink, desired(jar, state='upgraded', args=['--v', '2'], upgrade_mode='last-state'))
+    assert result['action'] == 'upgraded'
+    assert run_body(flink, result['job_id'])['savepointPath'] == 'file:/cp/%s/chk-7' % old['job_id']
+    assert not [r for r in flink.requests if r[1].endswith('/stop')]
+
+
+def test_stateless_upgrade_starts_empty(jar):
+    flink = FakeFlink()
+    reconcile(flink, desired(jar, args=['--v', '1']))
+    result = reconcile(flink, desired(jar, state='upgraded', args=['--v', '2'], upgrade_mode='stateless'))
+    assert result['action'] == 'upgraded' and 'savepointPath' not in run_body(flink, result['job_id'])
+
+
+def test_ended_job_resumes_from_its_savepoint_or_starts_empty_with_a_warning(jar):
+    flink = FakeFlink()
+    first = reconcile(flink, desired(jar))
+    reconcile(flink, jobmod.Desired(name='orders', state='absent', savepoint=True))
+    resumed = reconcile(flink, desired(jar))
+    assert resumed['restored_from']['kind'] == 'savepoint'
+    assert resumed['restored_from']['job_id'] == first['job_id']
+    assert run_body(flink, resumed['job_id'])['savepointPath'] == resumed['restored_from']['path']
+    # Cancelled without a retained checkpoint: empty start, and the user is told.
+    reconcile(flink, jobmod.Desired(name='orders', state='absent'))
+    flink.savepoints.clear()
+    empty = reconcile(flink, desired(jar))
+    assert 'restored_from' not in empty and 'starting without state' in empty['_warnings'][0]
+    # restore_from wins; none forces an empty start.
+    reconcile(flink, jobmod.Desired(name='orders', state='absent', savepoint=True))
+    explicit = reconcile(flink, desired(jar, restore_from='none'))
+    assert 'savepointPath' not in run_body(flink, explicit['job_id']) and explicit['_warnings'] == []

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) flinkops.flink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils is PRIVATE to the flinkops.flink collection. It may change
+# without notice; do not import it from other collections.
+
+"""flink_savepoint: trigger a savepoint of a running job, or dispose one through Flink."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+import uuid
+
+from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, root_cause
+from ansible_collections.flinkops.flink.plugins.module_utils._job import (
+    POLL_INTERVAL,
+    FlinkJobs,
+    InputError,
+    PlanError,
+    _describe,
+    _instances,
+    is_live,
+)
+
+# Disposal failures that mean "there is nothing (left) to dispose".
+_GONE_MARKERS = ('filenotfoundexception', 'does not exist', 'cannot find', 'no such file')
+
+
+def find_live_job(api, name=None, job_id=None):
+    """The one live job to take a savepoint of, by flinkops name or by id."""
+    if job_id:
+        view = api.job(job_id.lower())
+        if view is None or not is_live(view):
+            raise PlanError('Job %s is not running (%s); no savepoint taken'
+                            % (job_id, view['state'] if view else 'unknown to the cluster'))
+        return view
+    ours, named = _instances(name, api.overview())
+    live = [j for j in ours + named if is_live(j)]
+    if not live:
+        raise PlanError('No live job named %r; no savepoint taken' % name)
+    if len(live) > 1:
+        raise PlanError('More than one live job claims the name %r: %s; give job_id' % (name, _describe(live)))
+    return live[0]
+
+
+class SavepointManager(object):
+    def __init__(self, client, check_mode=False, sleep=time.sleep):
+        self.client = client
+        self.api = FlinkJobs(client, sleep=sleep)
+        self.check_mode = check_mode
+        self._sleep = sleep
+
+    def take(self, name=None, job_id=None, target_dir=None):
+        job = find_live_job(self.api, name, job_id)
+        result = {'changed': True, 'job_id': job['id'], 'job': job, 'savepoint': None}
+        if self.check_mode:
+            return result
+        trigger_id = uuid.uuid4().hex
+
+        def trigger():
+            self.api.trigger_savepoint(job['id'], trigger_id, target_dir)
+        trigger()
+        result['savepoint'] = self.api.wait_savepoint(
+            job['id'], trigger_id, trigger, self.client.deadline,
+            'Could not take a savepoint of job %s (%s)' % (job['id'], job['name']))
+        return result
+
+    def dispose(self, path):
+        if not path or not path.strip():
+            raise InputError('path must name the savepoint to dispose')
+        result = {'changed': True, 'savepoint': path}
+        if self.check_mode:
+            return result
+        answer = self.api.dispose_savepoint(path)
+        trigger_id = answer.get('request-id')
+        deadline = self.client.deadline
+        while True:
+            status = self.api.disposal_status(trigger_id)
+            if status and (status.get('status') or {}).get('id') == 'COMPLETED':
+                failure = (status.get('operation') or {}).get('failure-cause')
+                if not failure:
+                    return result
+                cause = root_cause({'errors': [failure.get('stack-trace') or failure.get('class') or '']})
+                if any(m in cause.lower() for m in _GONE_MARKERS):
+                    result['changed'] = False
+                    return result
+                raise FlinkApiError('Could not dispose savepoint %s: %s' % (path, cause), cause=cause)
+            if deadline.expired():
+                raise FlinkApiError('Disposing savepoint %s did not complete within wait_timeout=%.0f s'
+                                    % (path, deadline.timeout))
+            self._sleep(min(POLL_INTERVAL, deadline.remaining()))
