@@ -1,5 +1,7 @@
 """flink_job present/absent against a real Flink cluster, through real ansible-playbook."""
 
+import base64
+import json
 import os
 import time
 
@@ -189,7 +191,13 @@ def test_config_reaches_the_job(cluster, ansible, jar, job_name):
         jar, job_name, parallelism=2, config={'pipeline.global-job-parameters': 'team:payments,tier:gold'})))
     assert r['changed'], r.output
     cfg = requests.get(cluster.url + '/jobs/%s/config' % r['job_id'], timeout=10).json()
-    assert cfg['execution-config']['user-config'] == {'team': 'payments', 'tier': 'gold'}
+    user = dict(cfg['execution-config']['user-config'])
+    encoded = user.pop('flinkops.spec')
+    recorded = json.loads(base64.urlsafe_b64decode(encoded + '=' * (-len(encoded) % 4)))
+    # The user's own global job parameters arrive untouched; flink_job adds only its spec record.
+    assert user == {'team': 'payments', 'tier': 'gold'}
+    assert recorded['parallelism'] == 2 and recorded['args'] == ['--job-name', job_name], recorded
+    assert recorded['config'] == {'pipeline.global-job-parameters': 'team:payments,tier:gold'}
     detail = requests.get(cluster.url + '/jobs/%s' % r['job_id'], timeout=10).json()
     assert max(v['parallelism'] for v in detail['vertices']) == 2
 
