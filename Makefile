@@ -53,11 +53,14 @@ integration: venv collection
 
 test: sanity unit integration
 
-demo: venv collection
-	$(VPY) -m tests.harness.demo start --version $(DEMO_FLINK_VERSION)
+QUICKSTART := $(VENV)/bin/ansible-playbook -i localhost, playbooks/quickstart.yml \
+	-e quickstart_dir=$(CURDIR)/demo -e flink_cluster_version=$(DEMO_FLINK_VERSION)
 
-stop: venv
-	$(VPY) -m tests.harness.demo stop
+demo: venv collection
+	$(QUICKSTART)
+
+stop: venv collection
+	$(QUICKSTART) -e flink_cluster_state=stopped
 
 clean:
 	rm -rf $(BUILD) tests/output

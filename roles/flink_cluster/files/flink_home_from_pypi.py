@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Assemble a FLINK_HOME from the official Apache Flink packages on PyPI.
+
+Used by the flink_cluster role (install source ``pypi``, run on the target host
+with ``ansible.builtin.script``) and by the test harness. Standard library only.
+
+`apache-flink==V` carries ``pyflink/bin`` and ``pyflink/conf``;
+`apache-flink-libraries==V` carries ``pyflink/{lib,opt,plugins}`` as a wheel
+(2.x) or ``deps/{bin,lib,opt,plugins}`` in an sdist (1.x). Both are fetched with
+pip into ``$FLINKOPS_CACHE/wheels`` (default ``~/.cache/flinkops``) and unpacked
+into ``$FLINKOPS_CACHE/flink-<V>``. The home is built in a temporary directory
+and renamed into place, so an interrupted or concurrent build never leaves a
+half-built home behind.
+
+    flink_home_from_pypi.py --version 2.3.0 [--cache DIR] [--dest DIR]    # prints FLINK_HOME
+"""
+
+import argparse
+import fcntl
+import glob
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+
+PARTS = ('bin', 'conf', 'lib', 'opt', 'plugins')
+MARKER = '.flinkops-complete'
+
+
+def cache_root():
+    return os.environ.get('FLINKOPS_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'flinkops')
+
+
+def _download(version, wheels):
+    have = [p for p in glob.glob(os.path.join(wheels, '*')) if _matches(p, version)]
+    names = set(os.path.basename(p).split('-')[0].replace('_', '-') for p in have)
+    if {'apache-flink', 'apache-flink-libraries'} <= names:
+        return
+    os.makedirs(wheels, exist_ok=True)
+    subprocess.check_call([sys.executable, '-m', 'pip', 'download', '--no-deps', '--disable-pip-version-check',
+                           '-q', '-d', wheels, 'apache-flink==%s' % version,
+                           'apache-flink-libraries==%s' % version])
+
+
+def _matches(path, version):
+    base = os.path.basename(path)
+    return ('-%s-' % version in base or '-%s.tar.gz' % version in base) and base.startswith('apache')
+
+
+def _find(wheels, project, version):
+    prefix = project.replace('-', '_') + '-' + version
+    found = [p for p in glob.glob(os.path.join(wheels, prefix + '*'))
+             if p.endswith('.whl') or p.endswith('.tar.gz')]
+    alt = [p for p in glob.glob(os.path.join(wheels, project + '-' + version + '*')) if p.endswith('.tar.gz')]
+    found = sorted(set(found + alt))
+    if not found:
+        raise RuntimeError('no %s %s in %s' % (project, version, wheels))
+    return found[0]
+
+
+def _extract_zip(path, dest):
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            parts = info.filename.split('/')
+            if len(parts) > 2 and parts[0] == 'pyflink' and parts[1] in PARTS and not info.is_dir():
+                target = os.path.join(dest, *parts[1:])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with z.open(info) as src, open(target, 'wb') as out:
+                    shutil.copyfileobj(src, out)
+
+
+def _extract_sdist(path, dest):
+    with tarfile.open(path) as t:
+        for member in t.getmembers():
+            parts = member.name.split('/')
+            # apache-flink-libraries-1.20.3/deps/lib/flink-dist-1.20.3.jar
+            if len(parts) > 3 and parts[1] == 'deps' and parts[2] in PARTS and member.isfile():
+                target = os.path.join(dest, *parts[2:])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with t.extractfile(member) as src, open(target, 'wb') as out:
+                    shutil.copyfileobj(src, out)
+
+
+def ensure_flink_home(version, cache=None, dest=None):
+    """FLINK_HOME for ``version``: ``dest`` (default ``<cache>/flink-<version>``), built if missing."""
+    root = cache or cache_root()
+    home = dest or os.path.join(root, 'flink-%s' % version)
+    if os.path.exists(os.path.join(home, MARKER)):
+        return home
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, '.lock-flink-%s' % version), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(home, MARKER)):
+            return home
+        wheels = os.path.join(root, 'wheels')
+        _download(version, wheels)
+        parent = os.path.dirname(os.path.abspath(home))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix='.flink-%s-' % version, dir=parent)
+        try:
+            for project in ('apache-flink-libraries', 'apache-flink'):
+                path = _find(wheels, project, version)
+                if path.endswith('.whl'):
+                    _extract_zip(path, tmp)
+                else:
+                    _extract_sdist(path, tmp)
+            for script in glob.glob(os.path.join(tmp, 'bin', '*')):
+                mode = os.stat(script).st_mode
+                os.chmod(script, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            os.makedirs(os.path.join(tmp, 'log'), exist_ok=True)
+            if not glob.glob(os.path.join(tmp, 'lib', 'flink-dist*.jar')):
+                raise RuntimeError('the Flink %s packages held no lib/flink-dist jar' % version)
+            open(os.path.join(tmp, MARKER), 'w').close()
+            if os.path.exists(home):
+                shutil.rmtree(home)
+            os.rename(tmp, home)
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+    return home
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Assemble FLINK_HOME from PyPI')
+    parser.add_argument('--version', default='2.3.0')
+    parser.add_argument('--cache', help='download cache (default: $FLINKOPS_CACHE or ~/.cache/flinkops)')
+    parser.add_argument('--dest', help='FLINK_HOME to create (default: <cache>/flink-<version>)')
+    args = parser.parse_args(argv)
+    cache = os.path.expanduser(args.cache) if args.cache else None
+    dest = os.path.expanduser(args.dest) if args.dest else None
+    print(ensure_flink_home(args.version, cache=cache, dest=dest))
+
+
+if __name__ == '__main__':
+    main()
