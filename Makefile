@@ -19,7 +19,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export FLINKOPS_CACHE := $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo stop test venv collection sanity unit integration roles lint build clean
+.PHONY: help demo stop test venv collection sanity unit integration roles lint clean
 
 help:
 	@echo "make demo   - start a local Flink on localhost:8081 and deploy the example job"
@@ -51,7 +51,20 @@ integration: venv collection
 	  FLINKOPS_FLINK_VERSION=$$v $(VPY) -m pytest -q -p no:cacheprovider tests/integration; \
 	done
 
-test: sanity unit integration
+# Role scenarios (molecule, delegated driver, local connection): each converges,
+# checks idempotence, verifies through Flink's REST API and removes everything.
+MOLECULE_SCENARIOS ?= single multinode ha
+
+roles: venv collection
+	@set -e; for s in $(MOLECULE_SCENARIOS); do \
+	  echo "=== molecule scenario $$s ==="; \
+	  PATH=$(VENV)/bin:$$PATH $(VENV)/bin/molecule test -s $$s; \
+	done
+
+lint: venv collection
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
+
+test: sanity unit lint integration roles
 
 QUICKSTART := $(VENV)/bin/ansible-playbook -i localhost, playbooks/quickstart.yml \
 	-e quickstart_dir=$(CURDIR)/demo -e flink_cluster_version=$(DEMO_FLINK_VERSION)

@@ -130,6 +130,14 @@ class Watcher(object):
                 self.errors += 1
             self._stop.wait(self.interval)
 
+    def wait_samples(self, count=3, timeout=60):
+        """Keep watching until ``count`` more answers came in (a failover may have hidden the cluster so far)."""
+        target = self.samples + count
+        end = time.monotonic() + timeout
+        while self.samples < target and time.monotonic() < end:
+            time.sleep(self.interval)
+        return self.samples >= target
+
     def __enter__(self):
         self._thread.start()
         return self

@@ -44,6 +44,8 @@ def test_leader_killed_during_runs_gives_no_duplicate(ha_cluster, ansible, jar, 
         handles = [ansible.start('flink_job', args_for(jar, job_name, ordered)),
                    ansible.start('flink_job', args_for(jar, job_name + '-new', ordered))]
         again, new = [ansible.finish(h) for h in handles]
+        # The watchers must also see the cluster after the failover, not only errors during it.
+        assert old_job.wait_samples() and new_job.wait_samples(), (old_job.errors, new_job.errors)
 
     assert not again.failed, again.output
     assert not again['changed'] and again['job_id'] == first['job_id']

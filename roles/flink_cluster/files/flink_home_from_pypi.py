@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Assemble a FLINK_HOME from the official Apache Flink packages on PyPI.
 
 Used by the flink_cluster role (install source ``pypi``, run on the target host
