@@ -19,7 +19,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export FLINKOPS_CACHE := $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo stop test venv collection sanity unit integration roles lint clean
+.PHONY: help demo stop test venv collection sanity unit integration roles lint fault-report clean
 
 help:
 	@echo "make demo   - start a local Flink on localhost:8081 and deploy the example job"
@@ -64,7 +64,12 @@ roles: venv collection
 lint: venv collection
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
 
+# The README's fault table, from the fault cases of the last integration run.
+fault-report: venv
+	$(VPY) -m tests.harness.report --readme README.md
+
 test: sanity unit lint integration roles
+	@$(VPY) -m tests.harness.report
 
 QUICKSTART := $(VENV)/bin/ansible-playbook -i localhost, playbooks/quickstart.yml \
 	-e quickstart_dir=$(CURDIR)/demo -e flink_cluster_version=$(DEMO_FLINK_VERSION)

@@ -327,6 +327,22 @@ def newest_restore_point(checkpoints):
     return found[-1][1], found[-1][2]
 
 
+# Causes with which Flink declines a savepoint of a job that is still starting or
+# recovering: worth another try once its tasks run.
+TRANSIENT_SAVEPOINT_MARKERS = (
+    'not all required tasks are currently running',
+    'is not being executed at the moment',
+    'not_all_required_tasks_running',
+    'checkpoint_declined_task_not_ready',
+    'checkpoint coordinator is suspending',
+)
+
+
+def is_transient_savepoint_failure(exc):
+    text = ('%s %s' % (exc.cause or '', exc.msg or '')).lower()
+    return any(marker in text for marker in TRANSIENT_SAVEPOINT_MARKERS)
+
+
 class FlinkJobs(object):
     """Operations on jobs through a FlinkClient (one method per REST operation)."""
 
@@ -879,12 +895,26 @@ class JobReconciler(object):
 
     # -- stop with savepoint ---------------------------------------------
     def _stop_with_savepoint(self, jid):
-        trigger_id = uuid.uuid4().hex
-        target = self.desired.savepoint_dir
+        """Stop ``jid`` with a savepoint and return its path.
 
-        def trigger():
-            self.api.trigger_stop(jid, trigger_id, target)
-        trigger()
-        return self.api.wait_savepoint(
-            jid, trigger_id, trigger, self.deadline,
-            'Could not stop job %r (id %s) with a savepoint' % (self.desired.name, jid))
+        A job that is recovering (after a JobManager failover, or a restart)
+        declines savepoints until all its tasks run again; that refusal is
+        waited out, with a fresh trigger, within ``wait_timeout``. Any other
+        failure is final, and the job keeps running.
+        """
+        target = self.desired.savepoint_dir
+        what = 'Could not stop job %r (id %s) with a savepoint' % (self.desired.name, jid)
+        while True:
+            trigger_id = uuid.uuid4().hex
+
+            def trigger():
+                self.api.trigger_stop(jid, trigger_id, target)
+            trigger()
+            try:
+                return self.api.wait_savepoint(jid, trigger_id, trigger, self.deadline, what)
+            except FlinkApiError as exc:
+                view = self.api.job(jid)
+                if not (is_transient_savepoint_failure(exc) and view is not None and is_live(view)
+                        and not self.deadline.expired()):
+                    raise
+            self._pause('stop job %s with a savepoint (it was not ready for one yet)' % jid)

@@ -9,6 +9,12 @@ unchanged. Faults:
 * ``status``: answer with a given status and body without forwarding
   (for example Flink's leader-election 503).
 * ``delay``: wait, then forward (for answers slower than the client's timeout).
+* ``hook``: call ``before()`` and forward, then call ``after(status, body)``;
+  when ``after`` returns ``'drop'`` the answer is dropped. Failover tests use it
+  to kill the leading JobManager at an exact point of a module's run.
+
+When Flink itself does not answer (a killed JobManager), the proxy closes the
+client's connection, as the dead JobManager would.
 
 The proxy counts what it did, so tests can assert that a fault really fired.
 It only ever binds 127.0.0.1 and stops with ``close()``.
@@ -28,7 +34,10 @@ LEADER_ELECTION_BODY = json.dumps({'errors': [
 
 
 class Rule(object):
-    def __init__(self, method, path, fault, times=1, status=503, body=LEADER_ELECTION_BODY, seconds=0.0):
+    def __init__(self, method, path, fault, times=1, status=503, body=LEADER_ELECTION_BODY, seconds=0.0,
+                 before=None, after=None):
+        self.before = before
+        self.after = after
         self.method = method
         self.path = re.compile(path)
         self.fault = fault
@@ -80,7 +89,16 @@ class FaultProxy(object):
                     return
                 if fault == 'delay':
                     time.sleep(rule.seconds)
-                status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
+                if fault == 'hook' and rule.before:
+                    rule.before()
+                try:
+                    status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
+                except OSError:
+                    proxy._record(self.command, self.path, 'upstream-down', None)
+                    self._abort()
+                    return
+                if fault == 'hook' and rule.after and rule.after(status, data) == 'drop':
+                    fault = 'drop'
                 if fault == 'drop':
                     proxy._record(self.command, self.path, fault, status)
                     self._abort()

@@ -20,6 +20,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tests.harness.cluster import FlinkCluster  # noqa: E402
+from tests.harness import report  # noqa: E402
 from tests.harness.jobs import build_jar  # noqa: E402
 from tests.integration.ansible_play import Ansible  # noqa: E402
 
@@ -46,6 +47,21 @@ def free_port_block(start, end, size):
 @pytest.fixture(scope='session')
 def flink_version():
     return os.environ.get('FLINKOPS_FLINK_VERSION', '2.3.0')
+
+
+@pytest.fixture(scope='session')
+def fault_report(flink_version):
+    """Records fault cases for the README table (tests/harness/report.py); started afresh per session."""
+    report.reset(flink_version)
+
+    def record(fault, operation, runs, duplicates, lost, converge_s, module_runs=None):
+        report.record(flink_version, fault, operation, runs, duplicates, lost, converge_s, module_runs)
+    return record
+
+
+def soak_runs(default=1):
+    """Repetitions of each failover case; FLINKOPS_SOAK_RUNS makes the soak longer."""
+    return max(1, int(os.environ.get('FLINKOPS_SOAK_RUNS') or default))
 
 
 @pytest.fixture(scope='session')

@@ -6,11 +6,14 @@ running and for a new one. Neither may end up with two live instances.
 """
 
 import os
+import time
 
 import pytest
 
 from tests.harness.cluster import FlinkCluster
-from tests.integration.conftest import EXAMPLE_CLASS, Watcher, free_port_block, live_jobs
+from tests.harness.cluster import _alive as alive
+from tests.harness.faultproxy import FaultProxy
+from tests.integration.conftest import EXAMPLE_CLASS, Watcher, free_port_block, live_jobs, soak_runs
 
 
 @pytest.fixture(scope='module')
@@ -29,34 +32,150 @@ def args_for(jar, name, urls):
             'wait_timeout': 240}
 
 
-def test_leader_killed_during_runs_gives_no_duplicate(ha_cluster, ansible, jar, job_name):
+def restore_killed(ha_cluster, index):
+    """Bring a killed JobManager back as the new standby: the cluster ends as it started."""
+    ha_cluster.start_jobmanager(index)
+    ha_cluster.wait_ready(timeout=120, urls=[ha_cluster.urls[index]])
+
+
+def revive_dead_jobmanagers(ha_cluster):
+    """After a failed case: both JobManagers run again, so the next case starts from the same cluster."""
+    for i in range(ha_cluster.jobmanagers):
+        if not alive(ha_cluster.proc('jobmanager', i)):
+            restore_killed(ha_cluster, i)
+
+
+def current_leader(ha_cluster):
+    leader = ha_cluster.leader_index()
+    assert leader in (0, 1), 'no JobManager logged that it was granted leadership'
+    return leader
+
+
+def test_leader_killed_during_runs_gives_no_duplicate(ha_cluster, ansible, jar, job_name, fault_report):
+    """SIGKILL the leader, then run flink_job for a running job and a new one, dead JobManager first in url."""
     urls = ha_cluster.urls
     first = ansible.run('flink_job', args_for(jar, job_name, urls))
     assert first['changed'] and first['job']['state'] == 'RUNNING', first.output
+    runs = soak_runs()
+    duplicates = lost = 0
+    times = []
+    try:
+        for i in range(runs):
+            new_name = '%s-new%d' % (job_name, i)
+            leader = current_leader(ha_cluster)
+            standby = 1 - leader
+            # The dead leader comes first in the list, as in an inventory written before the failover.
+            ordered = [urls[leader], urls[standby]]
+            with Watcher(urls[standby], job_name) as old_job, Watcher(urls[standby], new_name) as new_job:
+                ha_cluster.kill_jobmanager(leader)
+                killed = time.monotonic()
+                handles = [ansible.start('flink_job', args_for(jar, job_name, ordered)),
+                           ansible.start('flink_job', args_for(jar, new_name, ordered))]
+                again, new = [ansible.finish(h) for h in handles]
+                times.append(time.monotonic() - killed)
+                # The watchers must also see the cluster after the failover, not only errors during it.
+                assert old_job.wait_samples() and new_job.wait_samples(), (old_job.errors, new_job.errors)
+            duplicates += int(old_job.max_live > 1) + int(new_job.max_live > 1)
+            old_live = [j['jid'] for j in live_jobs(urls[standby], job_name)]
+            new_live = [j['jid'] for j in live_jobs(urls[standby], new_name)]
+            lost += int(old_live != [first['job_id']]) + int(len(new_live) != 1)
 
-    leader = ha_cluster.leader_index()
-    assert leader in (0, 1), 'no JobManager logged that it was granted leadership'
-    standby = 1 - leader
-    # The dead leader comes first in the list, as in an inventory written before the failover.
-    ordered = [urls[leader], urls[standby]]
-    with Watcher(urls[standby], job_name) as old_job, Watcher(urls[standby], job_name + '-new') as new_job:
-        ha_cluster.kill_jobmanager(leader)
-        handles = [ansible.start('flink_job', args_for(jar, job_name, ordered)),
-                   ansible.start('flink_job', args_for(jar, job_name + '-new', ordered))]
-        again, new = [ansible.finish(h) for h in handles]
-        # The watchers must also see the cluster after the failover, not only errors during it.
-        assert old_job.wait_samples() and new_job.wait_samples(), (old_job.errors, new_job.errors)
+            assert not again.failed, again.output
+            assert not again['changed'] and again['job_id'] == first['job_id']
+            assert not new.failed, new.output
+            assert new['changed'] and new['job']['state'] == 'RUNNING'
+            assert old_job.max_live <= 1 and new_job.max_live <= 1
+            assert old_live == [first['job_id']]
+            assert new_live == [new['job_id']]
+            restore_killed(ha_cluster, leader)
+    finally:
+        fault_report('leader SIGKILL (url list, dead JobManager first)', 'present: running job + new job',
+                     runs=len(times), duplicates=duplicates, lost=lost, converge_s=times,
+                     module_runs=2 * len(times))
+        revive_dead_jobmanagers(ha_cluster)
+        ha_cluster.cancel_all()
 
-    assert not again.failed, again.output
-    assert not again['changed'] and again['job_id'] == first['job_id']
-    assert not new.failed, new.output
-    assert new['changed'] and new['job']['state'] == 'RUNNING'
-    assert old_job.max_live <= 1 and new_job.max_live <= 1
-    assert old_job.samples > 0
-    assert [j['jid'] for j in live_jobs(urls[standby], job_name)] == [first['job_id']]
-    assert [j['jid'] for j in live_jobs(urls[standby], job_name + '-new')] == [new['job_id']]
 
-    # Bring the killed JobManager back as the new standby: the cluster ends as it started.
-    ha_cluster.start_jobmanager(leader)
-    ha_cluster.wait_ready(timeout=120, urls=[urls[leader]])
-    ha_cluster.cancel_all()
+def kill_at(ha_cluster, leader, killed):
+    def kill():
+        if not killed:
+            killed.append(time.monotonic())
+            ha_cluster.kill_jobmanager(leader)
+    return kill
+
+
+@pytest.mark.parametrize('when', ['before', 'after'])
+def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_name, fault_report, when):
+    """The leader dies just before (or just after) it receives the stop-with-savepoint of an upgrade.
+
+    The upgrade must end with exactly one instance, new or rolled back, never none
+    and never two, and report the savepoint it used.
+    """
+    urls = ha_cluster.urls
+    runs = soak_runs()
+    duplicates = lost = 0
+    times = []
+    try:
+        for i in range(runs):
+            name = '%s-%d' % (job_name, i)
+            v1 = ansible.run('flink_job', args_for(jar, name, urls))
+            assert v1['changed'], v1.output
+            time.sleep(4)   # a first checkpoint, so a recovered job has state to come back with
+            leader = current_leader(ha_cluster)
+            standby = 1 - leader
+            killed = []
+            kill = kill_at(ha_cluster, leader, killed)
+            hook = {'before': dict(before=kill), 'after': dict(after=lambda status, body: kill())}[when]
+            with FaultProxy(urls[leader]) as proxy, Watcher(urls[standby], name) as w:
+                proxy.add('POST', r'^/jobs/[^/]+/stop', 'hook', times=1, **hook)
+                r = ansible.run('flink_job', dict(args_for(jar_v2, name, [proxy.url, urls[standby]]),
+                                                  state='upgraded'))
+                w.wait_samples()
+            times.append(time.monotonic() - killed[0] if killed else 0.0)
+            live = live_jobs(urls[standby], name)
+            duplicates += int(w.max_live > 1)
+            lost += int(len(live) != 1)
+            assert killed, 'the leader was never killed: the upgrade did not reach the stop'
+            assert not r.failed, r.output
+            assert w.max_live <= 1, 'two live instances seen'
+            assert [j['jid'] for j in live] == [r['job_id']]
+            assert r['changed'] and r['action'] == 'upgraded' and r['savepoint'], r.output
+            assert r['previous_job_id'] == v1['job_id']
+            restore_killed(ha_cluster, leader)
+            ha_cluster.cancel_all()
+    finally:
+        fault_report('leader SIGKILL %s stop-with-savepoint' % when, 'upgraded', runs=len(times),
+                     duplicates=duplicates, lost=lost, converge_s=times)
+        revive_dead_jobmanagers(ha_cluster)
+        ha_cluster.cancel_all()
+
+
+def test_leader_killed_during_absent(ha_cluster, ansible, jar, job_name, fault_report):
+    """The leader dies as the cancel reaches it: the job recovered by the standby is cancelled there."""
+    urls = ha_cluster.urls
+    runs = soak_runs()
+    lost = 0
+    times = []
+    try:
+        for i in range(runs):
+            name = '%s-%d' % (job_name, i)
+            started = ansible.run('flink_job', args_for(jar, name, urls))
+            assert started['changed'], started.output
+            leader = current_leader(ha_cluster)
+            standby = 1 - leader
+            killed = []
+            with FaultProxy(urls[leader]) as proxy:
+                proxy.add('PATCH', r'^/jobs/', 'hook', times=1, before=kill_at(ha_cluster, leader, killed))
+                r = ansible.run('flink_job', dict(args_for(jar, name, [proxy.url, urls[standby]]), state='absent'))
+            times.append(time.monotonic() - killed[0] if killed else 0.0)
+            live = live_jobs(urls[standby], name)
+            lost += int(bool(live))
+            assert killed, 'the cancel never reached the leader'
+            assert not r.failed, r.output
+            assert r['changed'] and live == [], (r.output, live)
+            restore_killed(ha_cluster, leader)
+    finally:
+        fault_report('leader SIGKILL as the cancel arrives', 'absent', runs=len(times), duplicates=0, lost=lost,
+                     converge_s=times)
+        revive_dead_jobmanagers(ha_cluster)
+        ha_cluster.cancel_all()

@@ -18,6 +18,9 @@ class FakeFlink(object):
         self.jobs = {}      # id -> dict(jid, name, state, start-time)
         self.jars = {}      # id -> name
         self.savepoints = {}
+        # Stops that Flink declines (the job keeps running): a list of failure causes, used up in order.
+        self.declined_stops = []
+        self.failed_triggers = {}
         self.requests = []
         self.clock = 1000
         self.hooks = []     # callables (method, path, body) -> response or None, consumed in order
@@ -125,12 +128,20 @@ class FakeFlink(object):
         if m and method == 'POST':
             job = self.jobs[m.group(1)]
             trigger = body['triggerId']
+            if self.declined_stops:
+                self.failed_triggers[trigger] = self.declined_stops.pop(0)
+                return FakeResponse(202, {'request-id': trigger})
             job['state'] = 'FINISHED'
             self.savepoints[trigger] = 'file:/sp/savepoint-%s-%s' % (m.group(1)[:6], trigger[:12])
             return FakeResponse(202, {'request-id': trigger})
         m = re.match(r'^/jobs/([0-9a-f]{32})/savepoints/([0-9a-f]+)$', path)
         if m and method == 'GET':
             loc = self.savepoints.get(m.group(2))
+            if m.group(2) in self.failed_triggers:
+                return FakeResponse(200, {'status': {'id': 'COMPLETED'}, 'operation': {'failure-cause': {
+                    'class': 'org.apache.flink.runtime.checkpoint.CheckpointException',
+                    'stack-trace': 'org.apache.flink.runtime.checkpoint.CheckpointException: '
+                                   + self.failed_triggers[m.group(2)]}}})
             if loc is None:
                 return flink_error(404, 'unknown trigger')
             return FakeResponse(200, {'status': {'id': 'COMPLETED'}, 'operation': {'location': loc}})

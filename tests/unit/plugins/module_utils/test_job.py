@@ -258,6 +258,29 @@ def test_absent_with_savepoint_returns_path(jar):
     assert result['job']['state'] == 'FINISHED'
 
 
+def test_a_recovering_job_that_declines_the_savepoint_is_stopped_once_it_runs(jar):
+    flink = FakeFlink()
+    d = desired(jar)
+    flink.add_job(d.job_id(0), 'orders')
+    flink.declined_stops = ['Checkpoint triggering task Source (1/1) is not being executed at the moment. '
+                            'Failure reason: Not all required tasks are currently running.'] * 2
+    result = reconcile(flink, jobmod.Desired(name='orders', state='absent', savepoint=True, savepoint_dir='file:/sp'))
+    assert result['action'] == 'stopped' and result['savepoint'].startswith('file:/sp/savepoint-')
+    stops = [r for r in flink.requests if r[0] == 'POST' and r[1].endswith('/stop')]
+    assert len(stops) == 3
+
+
+def test_a_savepoint_that_cannot_be_taken_fails_at_once_and_the_job_keeps_running(jar):
+    flink = FakeFlink()
+    d = desired(jar)
+    flink.add_job(d.job_id(0), 'orders')
+    flink.declined_stops = ['Failed to trigger savepoint: no savepoint directory configured'] * 5
+    with pytest.raises(api.FlinkApiError, match='no savepoint directory configured'):
+        reconcile(flink, jobmod.Desired(name='orders', state='absent', savepoint=True))
+    stops = [r for r in flink.requests if r[0] == 'POST' and r[1].endswith('/stop')]
+    assert len(stops) == 1 and len(flink.live()) == 1
+
+
 def test_absent_check_mode_touches_nothing(jar):
     flink = FakeFlink()
     flink.add_job('ab' * 16, 'orders')
