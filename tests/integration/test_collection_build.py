@@ -73,3 +73,16 @@ def test_built_collection_installs_and_documents_every_option(tmp_path):
         assert spec.returncode == 0, spec.stderr
         assert set(json.loads(spec.stdout)) == documented
         assert data['examples'].strip() and data['return']
+
+    # The roles, the filter and the quickstart playbook come along, documented.
+    for role in ('flink_cluster', 'flink_jobs'):
+        doc = subprocess.run([bin_path('ansible-doc'), '-t', 'role', '--json', 'flinkops.flink.%s' % role],
+                             capture_output=True, check=False, text=True, env=env, cwd=str(tmp_path))
+        assert doc.returncode == 0, doc.stderr
+        entry = json.loads(doc.stdout)['flinkops.flink.%s' % role]
+        assert entry['entry_points']['main']['options'], doc.stdout[:500]
+    doc = subprocess.run([bin_path('ansible-doc'), '-t', 'filter', '--json', 'flinkops.flink.flink_flatten_config'],
+                         capture_output=True, check=False, text=True, env=env, cwd=str(tmp_path))
+    assert doc.returncode == 0, doc.stderr
+    assert 'playbooks/quickstart.yml' in listing and 'roles/flink_cluster/files/flink_home_from_pypi.py' in listing
+    assert 'extensions/molecule' not in listing
