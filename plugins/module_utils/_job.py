@@ -335,7 +335,41 @@ TRANSIENT_SAVEPOINT_MARKERS = (
     'not_all_required_tasks_running',
     'checkpoint_declined_task_not_ready',
     'checkpoint coordinator is suspending',
+    'unavailabledispatcheroperationexception',
+    'not available while the jobmanager is initializing',
 )
+
+
+class SavepointResultLost(FlinkApiError):
+    """The job ended with a savepoint, but Flink lost the operation's result (a JobManager failover)."""
+
+
+def savepoint_target(base, trigger_id):
+    """A directory of its own for each savepoint flink_job takes, so a savepoint can be found by its trigger."""
+    if not base:
+        return None
+    return '%s/flinkops-%s' % (base.rstrip('/'), trigger_id)
+
+
+def find_local_savepoint(target):
+    """The one savepoint in ``target`` when that is a directory this host can read, else None."""
+    if not target:
+        return None
+    if target.startswith('file://'):
+        path = target[len('file://'):]
+    elif target.startswith('file:'):
+        path = target[len('file:'):]
+    elif target.startswith('/'):
+        path = target
+    else:
+        return None
+    if not os.path.isdir(path):
+        return None
+    found = [d for d in sorted(os.listdir(path))
+             if d.startswith('savepoint-') and os.path.isfile(os.path.join(path, d, '_metadata'))]
+    if len(found) != 1:
+        return None
+    return 'file:' + os.path.join(os.path.abspath(path), found[0])
 
 
 def is_transient_savepoint_failure(exc):
@@ -355,6 +389,14 @@ class FlinkJobs(object):
     def overview(self):
         data = self.client.get('/jobs/overview', 'list jobs')
         return [job_view(j) for j in data.get('jobs', [])]
+
+    def default_savepoint_dir(self):
+        """The cluster's ``state.savepoints.dir``, or None."""
+        data = self.client.get('/jobmanager/config', 'read the cluster configuration', allow_404=True) or []
+        for entry in data if isinstance(data, list) else []:
+            if isinstance(entry, dict) and entry.get('key') == 'state.savepoints.dir':
+                return entry.get('value') or None
+        return None
 
     def job(self, jid):
         data = self.client.get('/jobs/%s' % jid, 'read job %s' % jid, allow_404=True)
@@ -460,8 +502,8 @@ class FlinkJobs(object):
                     # The trigger was lost (leader change): the same trigger id is safe to send again.
                     retrigger()
                 else:
-                    raise FlinkApiError('%s: job %s ended, but Flink no longer knows the result of the savepoint '
-                                        '(trigger %s)' % (what, jid, trigger_id))
+                    raise SavepointResultLost('%s: job %s ended, but Flink no longer knows the result of the '
+                                              'savepoint (trigger %s)' % (what, jid, trigger_id))
             elif (status.get('status') or {}).get('id') == 'COMPLETED':
                 op = status.get('operation') or {}
                 if op.get('location'):
@@ -902,16 +944,28 @@ class JobReconciler(object):
         waited out, with a fresh trigger, within ``wait_timeout``. Any other
         failure is final, and the job keeps running.
         """
-        target = self.desired.savepoint_dir
+        base = self.desired.savepoint_dir or self.api.default_savepoint_dir()
         what = 'Could not stop job %r (id %s) with a savepoint' % (self.desired.name, jid)
         while True:
             trigger_id = uuid.uuid4().hex
+            target = savepoint_target(base, trigger_id)
 
             def trigger():
                 self.api.trigger_stop(jid, trigger_id, target)
-            trigger()
             try:
+                trigger()
                 return self.api.wait_savepoint(jid, trigger_id, trigger, self.deadline, what)
+            except SavepointResultLost as exc:
+                # The job finished with the savepoint, and the JobManager that knew where it went died.
+                # The savepoint has a directory of its own: take it from there when this host can see it.
+                found = find_local_savepoint(target)
+                if found:
+                    self.warn('Flink lost the result of the stop-with-savepoint of job %s in a JobManager failover; '
+                              'using the savepoint written for it: %s' % (jid, found))
+                    return found
+                raise SavepointResultLost('%s. The savepoint is in %s (savepoint-*/_metadata); start the job with '
+                                          'restore_from set to it.' % (exc.msg, target or 'the savepoint directory'),
+                                          cause=exc.cause)
             except FlinkApiError as exc:
                 view = self.api.job(jid)
                 if not (is_transient_savepoint_failure(exc) and view is not None and is_live(view)

@@ -418,3 +418,24 @@ def test_ended_job_resumes_from_its_savepoint_or_starts_empty_with_a_warning(jar
     reconcile(flink, jobmod.Desired(name='orders', state='absent', savepoint=True))
     explicit = reconcile(flink, desired(jar, restore_from='none'))
     assert 'savepointPath' not in run_body(flink, explicit['job_id']) and explicit['_warnings'] == []
+
+
+def test_each_savepoint_gets_a_directory_of_its_own():
+    assert jobmod.savepoint_target('s3://b/sp/', 'abc') == 's3://b/sp/flinkops-abc'
+    assert jobmod.savepoint_target(None, 'abc') is None
+
+
+def test_a_lost_savepoint_is_found_in_its_own_directory_only_when_unambiguous(tmp_path):
+    target = tmp_path / 'flinkops-abc'
+    assert jobmod.find_local_savepoint('file://%s' % target) is None          # not there (yet)
+    (target / 'savepoint-123456-aaaa').mkdir(parents=True)
+    assert jobmod.find_local_savepoint('file://%s' % target) is None          # no _metadata: incomplete
+    (target / 'savepoint-123456-aaaa' / '_metadata').write_bytes(b'x')
+    expected = 'file:%s' % (target / 'savepoint-123456-aaaa')
+    assert jobmod.find_local_savepoint('file://%s' % target) == expected
+    assert jobmod.find_local_savepoint('file:%s' % target) == expected
+    assert jobmod.find_local_savepoint(str(target)) == expected
+    assert jobmod.find_local_savepoint('s3://bucket/flinkops-abc') is None    # not this host's to read
+    (target / 'savepoint-123456-bbbb').mkdir()
+    (target / 'savepoint-123456-bbbb' / '_metadata').write_bytes(b'x')
+    assert jobmod.find_local_savepoint('file://%s' % target) is None          # two: never guess
