@@ -118,6 +118,9 @@ options:
     description:
       - Directory for the savepoint taken with O(savepoint=true) or by an upgrade. Defaults to the cluster's
         C(state.savepoints.dir); one of the two must be set.
+      - Each stop-with-savepoint gets a directory of its own, C(<savepoint_dir>/flinkops-<trigger id>/), so when a
+        JobManager failover makes Flink forget where the savepoint went, the module still finds it there (when
+        that directory is readable from the host the module runs on) or names it in the failure message.
     type: str
   wait:
     description:
