@@ -19,7 +19,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export FLINKOPS_CACHE := $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo stop test venv collection sanity unit integration roles lint fault-report clean
+.PHONY: help demo stop test venv collection sanity unit integration roles lint fault-report bench clean
 
 help:
 	@echo "make demo   - start a local Flink on localhost:8081 and deploy the example job"
@@ -63,6 +63,10 @@ roles: venv collection
 
 lint: venv collection
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
+
+# Benchmarks (not part of make test): the cost of a no-op run on a running job.
+bench: venv collection
+	$(VPY) -m bench.noop_run --version $(DEMO_FLINK_VERSION)
 
 # The README's fault table, from the fault cases of the last integration run.
 fault-report: venv
