@@ -33,8 +33,8 @@ from tests.integration.conftest import EXAMPLE_CLASS, free_port_block  # noqa: E
 def summary(samples):
     samples = sorted(samples)
     p90 = samples[min(len(samples) - 1, int(round(0.9 * (len(samples) - 1))))]
-    return '%.1f ms median, %.1f ms p90, %.1f ms max' % (statistics.median(samples) * 1000, p90 * 1000,
-                                                          samples[-1] * 1000)
+    return '%.1f ms median, %.1f ms p90, %.1f ms max' % (
+        statistics.median(samples) * 1000, p90 * 1000, samples[-1] * 1000)
 
 
 def main(argv=None):
@@ -60,7 +60,7 @@ def main(argv=None):
         assert first['changed'], first.output
 
         times, requests_per_run = [], []
-        for _ in range(args.runs):
+        for dummy in range(args.runs):
             client = api.FlinkClient([cluster.url], api.Deadline(60))
             desired = jobmod.Desired(name=name, state='present', jar=jar, entry_class=EXAMPLE_CLASS,
                                      args=['--job-name', name])
@@ -71,7 +71,7 @@ def main(argv=None):
             assert not result['changed']
 
         playbook = []
-        for _ in range(max(3, args.runs // 4)):
+        for dummy in range(max(3, args.runs // 4)):
             started = time.perf_counter()
             r = ansible.run('flink_job', job)
             playbook.append(time.perf_counter() - started)

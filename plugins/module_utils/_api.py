@@ -273,8 +273,11 @@ class FlinkClient(object):
                         f[1].seek(0)
             self.requests_made += 1
             try:
+                # verify and cert go with every request: a Session's own settings lose against
+                # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment, a request's do not.
                 resp = self.session.request(method, base + path, json=json_body, files=files,
-                                            params=params, timeout=timeout, allow_redirects=False)
+                                            params=params, timeout=timeout, allow_redirects=False,
+                                            verify=self.session.verify, cert=self.session.cert)
             except rex.SSLError as exc:
                 raise FlinkConfigError(
                     'TLS handshake with %s failed while trying to %s: %s. Check ca_path, client_cert/client_key '

@@ -72,7 +72,7 @@ def update_readme(path, text):
     if START not in content or END not in content:
         raise SystemExit('%s has no fault-table markers' % path)
     head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     with open(path, 'w') as f:
         f.write(head + START + '\n' + text + '\n' + END + tail)
 

@@ -169,3 +169,14 @@ def test_session_settings():
     assert rig.session.headers['X-T'] == '1'
     with pytest.raises(api.FlinkConfigError):
         client(scripted(FakeResponse(200, {})), client_key='/k.pem')
+
+
+def test_tls_settings_go_with_every_request():
+    # A Session's verify/cert lose against REQUESTS_CA_BUNDLE in the environment; a request's win.
+    rig = client(scripted(FakeResponse(200, {})), ca_path='/ca.pem', client_cert='/c.pem', client_key='/k.pem')
+    rig.c.get('/overview', 'read the overview')
+    kwargs = rig.session.calls[-1][2]
+    assert kwargs['verify'] == '/ca.pem' and kwargs['cert'] == ('/c.pem', '/k.pem')
+    rig = client(scripted(FakeResponse(200, {})), validate_certs=False)
+    rig.c.get('/overview', 'read the overview')
+    assert rig.session.calls[-1][2]['verify'] is False
