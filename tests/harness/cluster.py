@@ -14,6 +14,7 @@ with our settings merged in (Flink 2 needs its ``env.java.opts.all``).
 
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -34,15 +35,16 @@ from tests.harness.flinkdist import ensure_flink_home  # noqa: E402
 TERMINAL = ('FINISHED', 'CANCELED', 'FAILED')
 
 
-def flatten(d, prefix=''):
-    out = {}
-    for k, v in (d or {}).items():
-        key = '%s.%s' % (prefix, k) if prefix else str(k)
-        if isinstance(v, dict):
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
+def _load_flatten():
+    """The collection's own flink_flatten_config filter: harness and role merge configs the same way."""
+    path = os.path.join(ROOT, 'plugins', 'filter', 'flink_config.py')
+    spec = importlib.util.spec_from_file_location('flinkops_filter_flink_config', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.flink_flatten_config
+
+
+flatten = _load_flatten()
 
 
 def merged_config(flink_home, overrides):
