@@ -45,6 +45,25 @@ def revive_dead_jobmanagers(ha_cluster):
             restore_killed(ha_cluster, i)
 
 
+class FailoverTally(object):
+    """What a repeated failover case saw; on leaving, it is reported and the cluster is whole again."""
+
+    def __init__(self, ha_cluster, fault_report, fault, operation, runs_per_case=1):
+        self.ha_cluster, self.fault_report = ha_cluster, fault_report
+        self.fault, self.operation, self.runs_per_case = fault, operation, runs_per_case
+        self.duplicates = self.lost = 0
+        self.times = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fault_report(self.fault, self.operation, runs=len(self.times), duplicates=self.duplicates,
+                          lost=self.lost, converge_s=self.times, module_runs=self.runs_per_case * len(self.times))
+        revive_dead_jobmanagers(self.ha_cluster)
+        self.ha_cluster.cancel_all()
+
+
 def current_leader(ha_cluster):
     leader = ha_cluster.leader_index()
     assert leader in (0, 1), 'no JobManager logged that it was granted leadership'
@@ -56,11 +75,9 @@ def test_leader_killed_during_runs_gives_no_duplicate(ha_cluster, ansible, jar, 
     urls = ha_cluster.urls
     first = ansible.run('flink_job', args_for(jar, job_name, urls))
     assert first['changed'] and first['job']['state'] == 'RUNNING', first.output
-    runs = soak_runs()
-    duplicates = lost = 0
-    times = []
-    try:
-        for i in range(runs):
+    with FailoverTally(ha_cluster, fault_report, 'leader SIGKILL (url list, dead JobManager first)',
+                       'present: running job + new job', runs_per_case=2) as tally:
+        for i in range(soak_runs()):
             new_name = '%s-new%d' % (job_name, i)
             leader = current_leader(ha_cluster)
             standby = 1 - leader
@@ -72,13 +89,13 @@ def test_leader_killed_during_runs_gives_no_duplicate(ha_cluster, ansible, jar, 
                 handles = [ansible.start('flink_job', args_for(jar, job_name, ordered)),
                            ansible.start('flink_job', args_for(jar, new_name, ordered))]
                 again, new = [ansible.finish(h) for h in handles]
-                times.append(time.monotonic() - killed)
+                tally.times.append(time.monotonic() - killed)
                 # The watchers must also see the cluster after the failover, not only errors during it.
                 assert old_job.wait_samples() and new_job.wait_samples(), (old_job.errors, new_job.errors)
-            duplicates += int(old_job.max_live > 1) + int(new_job.max_live > 1)
+            tally.duplicates += int(old_job.max_live > 1) + int(new_job.max_live > 1)
             old_live = [j['jid'] for j in live_jobs(urls[standby], job_name)]
             new_live = [j['jid'] for j in live_jobs(urls[standby], new_name)]
-            lost += int(old_live != [first['job_id']]) + int(len(new_live) != 1)
+            tally.lost += int(old_live != [first['job_id']]) + int(len(new_live) != 1)
 
             assert not again.failed, again.output
             assert not again['changed'] and again['job_id'] == first['job_id']
@@ -88,12 +105,6 @@ def test_leader_killed_during_runs_gives_no_duplicate(ha_cluster, ansible, jar, 
             assert old_live == [first['job_id']]
             assert new_live == [new['job_id']]
             restore_killed(ha_cluster, leader)
-    finally:
-        fault_report('leader SIGKILL (url list, dead JobManager first)', 'present: running job + new job',
-                     runs=len(times), duplicates=duplicates, lost=lost, converge_s=times,
-                     module_runs=2 * len(times))
-        revive_dead_jobmanagers(ha_cluster)
-        ha_cluster.cancel_all()
 
 
 def kill_at(ha_cluster, leader, killed):
@@ -132,11 +143,8 @@ def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_n
     and never two, and report the savepoint it used.
     """
     urls = ha_cluster.urls
-    runs = soak_runs()
-    duplicates = lost = 0
-    times = []
-    try:
-        for i in range(runs):
+    with FailoverTally(ha_cluster, fault_report, 'leader SIGKILL %s' % when, 'upgraded') as tally:
+        for i in range(soak_runs()):
             name = '%s-%d' % (job_name, i)
             v1 = ansible.run('flink_job', args_for(jar, name, urls))
             assert v1['changed'], v1.output
@@ -150,10 +158,10 @@ def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_n
                 r = ansible.run('flink_job', dict(args_for(jar_v2, name, [proxy.url, urls[standby]]),
                                                   state='upgraded'))
                 w.wait_samples()
-            times.append(time.monotonic() - killed[0] if killed else 0.0)
+            tally.times.append(time.monotonic() - killed[0] if killed else 0.0)
             live = live_jobs(urls[standby], name)
-            duplicates += int(w.max_live > 1)
-            lost += int(len(live) != 1)
+            tally.duplicates += int(w.max_live > 1)
+            tally.lost += int(len(live) != 1)
             assert killed, 'the leader was never killed: the upgrade did not reach the stop'
             assert not r.failed, r.output
             assert w.max_live <= 1, 'two live instances seen'
@@ -166,21 +174,13 @@ def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_n
                 assert '/flinkops-' in r['savepoint']
             restore_killed(ha_cluster, leader)
             ha_cluster.cancel_all()
-    finally:
-        fault_report('leader SIGKILL %s' % when, 'upgraded', runs=len(times),
-                     duplicates=duplicates, lost=lost, converge_s=times)
-        revive_dead_jobmanagers(ha_cluster)
-        ha_cluster.cancel_all()
 
 
 def test_leader_killed_during_absent(ha_cluster, ansible, jar, job_name, fault_report):
     """The leader dies as the cancel reaches it: the job recovered by the standby is cancelled there."""
     urls = ha_cluster.urls
-    runs = soak_runs()
-    lost = 0
-    times = []
-    try:
-        for i in range(runs):
+    with FailoverTally(ha_cluster, fault_report, 'leader SIGKILL as the cancel arrives', 'absent') as tally:
+        for i in range(soak_runs()):
             name = '%s-%d' % (job_name, i)
             started = ansible.run('flink_job', args_for(jar, name, urls))
             assert started['changed'], started.output
@@ -190,15 +190,10 @@ def test_leader_killed_during_absent(ha_cluster, ansible, jar, job_name, fault_r
             with FaultProxy(urls[leader]) as proxy:
                 proxy.add('PATCH', r'^/jobs/', 'hook', times=1, before=kill_at(ha_cluster, leader, killed))
                 r = ansible.run('flink_job', dict(args_for(jar, name, [proxy.url, urls[standby]]), state='absent'))
-            times.append(time.monotonic() - killed[0] if killed else 0.0)
+            tally.times.append(time.monotonic() - killed[0] if killed else 0.0)
             live = live_jobs(urls[standby], name)
-            lost += int(bool(live))
+            tally.lost += int(bool(live))
             assert killed, 'the cancel never reached the leader'
             assert not r.failed, r.output
             assert r['changed'] and live == [], (r.output, live)
             restore_killed(ha_cluster, leader)
-    finally:
-        fault_report('leader SIGKILL as the cancel arrives', 'absent', runs=len(times), duplicates=0, lost=lost,
-                     converge_s=times)
-        revive_dead_jobmanagers(ha_cluster)
-        ha_cluster.cancel_all()
