@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 import time
 
@@ -39,6 +40,8 @@ try:
     from urllib.parse import urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity quiet
     from urlparse import urlsplit
+
+from ansible_collections.flinkops.flink.plugins.module_utils._multipart import MultipartFileBody, SourceChanged
 
 
 class FlinkError(Exception):
@@ -192,6 +195,10 @@ class Deadline(object):
         self._clock = clock
         self._end = clock() + self.timeout
 
+    def now(self):
+        """The deadline's clock (monotonic seconds)."""
+        return self._clock()
+
     def remaining(self):
         return max(0.0, self._end - self._clock())
 
@@ -209,6 +216,11 @@ class FlinkClient(object):
 
     MIN_BACKOFF = 0.25
     MAX_BACKOFF = 3.0
+    # A host name that does not resolve is most likely a typo in ``url``, not a
+    # JobManager on its way up: it gets this many failed lookups, or this many
+    # seconds from the start of its first failed lookup, whichever comes first.
+    DNS_GRACE_ATTEMPTS = 3
+    DNS_GRACE_SECONDS = 5.0
 
     def __init__(self, urls, deadline, validate_certs=True, ca_path=None, client_cert=None,
                  client_key=None, username=None, password=None, headers=None,
@@ -222,6 +234,9 @@ class FlinkClient(object):
         self.request_timeout = float(request_timeout)
         self._sleep = sleep
         self._current = 0
+        # url -> {'first': clock time the first failed lookup started, 'failures': n, 'host': ..., 'reason': ...};
+        # an entry goes away as soon as the host resolves again.
+        self._unresolved = {}
         self.requests_made = 0
         self.log = []  # (method, path, status or error) for debugging and tests
         self.session = session if session is not None else requests.Session()
@@ -250,7 +265,8 @@ class FlinkClient(object):
         self._current = (self._current + 1) % len(self.urls)
 
     def request(self, method, path, what, json_body=None, files=None, params=None,
-                allow_404=False, retry_lost=True, ok_statuses=(200, 201, 202)):
+                allow_404=False, retry_lost=True, ok_statuses=(200, 201, 202),
+                body_factory=None, timeout=None):
         """Send one logical request; return parsed JSON (``{}`` when empty).
 
         ``what`` says what the module was doing, for error messages
@@ -260,24 +276,80 @@ class FlinkClient(object):
         ``retry_lost=False`` an answer lost after the request may have been
         delivered raises FlinkLostAnswer instead of being retried.
         Other errors raise FlinkApiError carrying Flink's root cause.
+
+        A host name in ``urls`` that does not resolve is retried only for a
+        short grace (``DNS_GRACE_ATTEMPTS`` lookups or ``DNS_GRACE_SECONDS``,
+        whichever comes first) while the other URLs are still tried in turn;
+        once every URL is past that grace, FlinkConfigError names the hosts.
+
+        Request body, at most one of:
+
+        ``json_body``
+            sent as JSON.
+        ``body_factory``
+            a callable returning ``(stream, content_type)``, called once per
+            attempt, so a retry sends the body again from its start without the
+            client holding its bytes. ``stream`` is anything ``requests`` sends
+            as a streamed body with a Content-Length (``read(n)`` and
+            ``__len__``, like ``_multipart.MultipartFileBody``); it is closed
+            after the attempt. Memory use does not grow with the body's size.
+        ``files``
+            the ``requests`` ``files=`` mapping, kept for compatibility:
+            ``requests`` builds that whole body in memory on every attempt, so
+            do not use it for jars (use ``upload()``).
+
+        ``timeout`` (seconds) is this call's read timeout, in place of
+        ``request_timeout``, for calls Flink answers only after real work
+        (``/jars/<id>/plan`` and ``/run`` run the program's ``main()`` inside
+        the request; big uploads). It is used as given: the remaining
+        ``wait_timeout`` does not shorten it. Cutting such a call short would
+        turn a slow success into a lost answer (FlinkLostAnswer, or a repeated
+        request), which is worse than running over the deadline; so one call
+        may end up to ``timeout`` seconds after the deadline. The deadline still
+        bounds the waiting: no new attempt starts once it has run out, and the
+        connect timeout stays ``min(request_timeout, remaining)`` as for every
+        call. Without ``timeout`` nothing changes: connect and read timeouts are
+        both ``min(request_timeout, remaining)`` (at least 0.5 s).
         """
+        if files is not None and body_factory is not None:
+            raise ValueError('request() takes files or body_factory, not both')
+        if timeout is not None and float(timeout) <= 0:
+            raise ValueError('timeout must be more than 0, got %r' % (timeout,))
         backoff = self.MIN_BACKOFF
         tried_in_round = 0
         last_problem = None
         while True:
             base = self.url
-            timeout = min(self.request_timeout, max(self.deadline.remaining(), 0.5))
+            connect_timeout = min(self.request_timeout, max(self.deadline.remaining(), 0.5))
+            if timeout is None:
+                read_timeout = connect_timeout
+                req_timeout = connect_timeout
+            else:
+                read_timeout = float(timeout)
+                req_timeout = (connect_timeout, read_timeout)
             if files is not None:
                 for f in files.values():
                     if hasattr(f[1], 'seek'):
                         f[1].seek(0)
+            data = None
+            req_headers = None
+            if body_factory is not None:
+                try:
+                    data, content_type = body_factory()
+                except (IOError, OSError) as exc:
+                    raise FlinkError('Could not %s: %s' % (what, exc), url=base)
+                req_headers = {'Content-Type': content_type}
             self.requests_made += 1
+            started = self.deadline.now()
             try:
                 # verify and cert go with every request: a Session's own settings lose against
                 # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment, a request's do not.
-                resp = self.session.request(method, base + path, json=json_body, files=files,
-                                            params=params, timeout=timeout, allow_redirects=False,
-                                            verify=self.session.verify, cert=self.session.cert)
+                resp = self.session.request(method, base + path, json=json_body, files=files, data=data,
+                                            headers=req_headers, params=params, timeout=req_timeout,
+                                            allow_redirects=False, verify=self.session.verify,
+                                            cert=self.session.cert)
+            except SourceChanged as exc:
+                raise FlinkError('Could not %s: %s' % (what, exc), url=base)
             except rex.SSLError as exc:
                 raise FlinkConfigError(
                     'TLS handshake with %s failed while trying to %s: %s. Check ca_path, client_cert/client_key '
@@ -286,25 +358,37 @@ class FlinkClient(object):
             except (rex.ConnectTimeout, rex.InvalidURL, rex.InvalidSchema, rex.MissingSchema) as exc:
                 if isinstance(exc, (rex.InvalidURL, rex.InvalidSchema, rex.MissingSchema)):
                     raise FlinkConfigError('Malformed Flink URL %s: %s' % (base, _short(exc)), url=base)
+                self._unresolved.pop(base, None)
                 last_problem = 'connection to %s timed out' % base
                 self.log.append((method, path, 'connect-timeout'))
             except rex.ConnectionError as exc:
-                if _is_refused(exc):
+                dns_reason = _name_resolution_failure(exc)
+                if dns_reason is not None:
+                    # Nothing was sent: as safe to repeat as a refused connection.
+                    last_problem = 'cannot resolve host %s of url %s (%s)' % (_host(base), base, dns_reason)
+                    self.log.append((method, path, 'unresolved'))
+                    self._note_unresolved(base, dns_reason, started)
+                    self._fail_if_nothing_resolves()
+                elif _is_refused(exc):
+                    self._unresolved.pop(base, None)
                     last_problem = 'connection to %s refused (%s)' % (base, _short(exc))
                     self.log.append((method, path, 'refused'))
                 else:
+                    self._unresolved.pop(base, None)
                     last_problem = 'connection to %s broke: %s' % (base, _short(exc))
                     self.log.append((method, path, 'broken'))
                     if not retry_lost:
                         raise FlinkLostAnswer('the answer to %s was lost (%s)' % (what, last_problem), url=base)
             except rex.Timeout as exc:
-                last_problem = 'no answer from %s within %.0f s' % (base, timeout)
+                self._unresolved.pop(base, None)
+                last_problem = 'no answer from %s within %.0f s' % (base, read_timeout)
                 self.log.append((method, path, 'read-timeout'))
                 if not retry_lost:
                     raise FlinkLostAnswer('the answer to %s was lost (%s)' % (what, last_problem), url=base)
             except rex.RequestException as exc:
                 raise FlinkApiError('Could not %s at %s: %s' % (what, base, _short(exc)), url=base)
             else:
+                self._unresolved.pop(base, None)
                 self.log.append((method, path, resp.status_code))
                 status = resp.status_code
                 if status in ok_statuses:
@@ -330,22 +414,88 @@ class FlinkClient(object):
                     cause = root_cause(body) or resp.reason or ''
                     raise FlinkApiError('Could not %s: %s (HTTP %d from %s)' % (what, cause, status, base),
                                         status=status, cause=cause, url=base)
+            finally:
+                if data is not None and hasattr(data, 'close'):
+                    data.close()
             # Not ready: try the next endpoint at once, then back off after a full round.
             tried_in_round += 1
             self._rotate()
             if self.deadline.expired():
+                unresolved = ''
+                if self._unresolved:
+                    unresolved = '; cannot resolve %s' % ', '.join(
+                        '%s (url %s)' % (e['host'], u) for u, e in sorted(self._unresolved.items()))
                 raise FlinkNotReadyTimeout(
-                    'Flink was not ready to %s within wait_timeout=%.0f s; last problem: %s'
-                    % (what, self.deadline.timeout, last_problem), url=base)
+                    'Flink was not ready to %s within wait_timeout=%.0f s; last problem: %s%s'
+                    % (what, self.deadline.timeout, last_problem, unresolved), url=base)
             if tried_in_round >= len(self.urls):
                 tried_in_round = 0
                 self._sleep(min(backoff, self.deadline.remaining()))
                 backoff = min(backoff * 1.6, self.MAX_BACKOFF)
 
+    def _note_unresolved(self, base, reason, started):
+        entry = self._unresolved.get(base)
+        if entry is None:
+            entry = self._unresolved[base] = {'first': started, 'failures': 0, 'host': _host(base)}
+        entry['failures'] += 1
+        entry['reason'] = reason
+
+    def _fail_if_nothing_resolves(self):
+        """Raise FlinkConfigError once every URL's host failed to resolve past its grace."""
+        now = self.deadline.now()
+        for u in self.urls:
+            entry = self._unresolved.get(u)
+            if entry is None:
+                return
+            if entry['failures'] < self.DNS_GRACE_ATTEMPTS and now - entry['first'] < self.DNS_GRACE_SECONDS:
+                return
+        seen = []
+        for u in self.urls:
+            if u not in seen:
+                seen.append(u)
+        msg = ' '.join('Cannot resolve host %s of url %s: %s.' % (self._unresolved[u]['host'], u,
+                                                                  self._unresolved[u]['reason']) for u in seen)
+        raise FlinkConfigError(msg + ' Check the url option.', url=self.url)
+
     # Convenience wrappers -------------------------------------------------
 
     def get(self, path, what, **kwargs):
         return self.request('GET', path, what, **kwargs)
+
+    def upload(self, path, upload_name=None, what=None, retry_lost=False, timeout=None,
+               field='jarfile', content_type='application/x-java-archive'):
+        """Upload the file at ``path`` with ``POST /jars/upload``; return Flink's parsed JSON answer.
+
+        Flink answers ``{"filename": ".../<uuid>_<upload_name>", "status": "success"}``;
+        the jar id is the last path element of ``filename``. ``upload_name`` is the
+        file name Flink is told (it must end in ``.jar``; default: the base name of
+        ``path``), ``what`` the action for error messages (default "upload jar PATH").
+
+        The body is streamed from disk (``_multipart.MultipartFileBody``): memory
+        use does not depend on the jar's size, and every attempt reopens the file
+        and sends it from the start.
+
+        ``retry_lost`` defaults to False: every upload stores a new copy in Flink,
+        so when the answer is lost after the body may have arrived (connection
+        broke, read timeout, 502/504 from a proxy) this raises FlinkLostAnswer and
+        the caller can look for the copy in ``GET /jars`` before uploading again.
+        Connection refused, unresolvable hosts (briefly) and "not ready" answers
+        are retried as for every request. ``timeout`` as in ``request()``: the wait
+        for Flink's answer once the body is sent (it writes the jar to disk first).
+        A missing or unreadable file raises FlinkError before anything is sent; a
+        file that changes size during the upload raises FlinkError.
+        """
+        if upload_name is None:
+            upload_name = os.path.basename(path)
+        if what is None:
+            what = 'upload jar %s' % path
+
+        def body_factory():
+            body = MultipartFileBody(path, filename=upload_name, field=field, content_type=content_type)
+            return body, body.content_type
+
+        return self.request('POST', '/jars/upload', what, body_factory=body_factory, retry_lost=retry_lost,
+                            timeout=timeout)
 
 
 def _parse_json(resp, what, base):
@@ -368,8 +518,30 @@ def _short(exc):
     return text[:200]
 
 
+_NAME_RESOLUTION_MARKERS = (
+    'nameresolutionerror',
+    'failed to resolve',
+    'name or service not known',
+    'nodename nor servname',
+    'temporary failure in name resolution',
+    'no address associated with hostname',
+    'getaddrinfo failed',
+)
+
+
+def _name_resolution_failure(exc):
+    """A one-line reason when ``exc`` says a host name could not be resolved, else None."""
+    text = str(exc).lower()
+    if any(m in text for m in _NAME_RESOLUTION_MARKERS):
+        return _short(exc)
+    return None
+
+
+def _host(url):
+    return urlsplit(url).hostname
+
+
 def _is_refused(exc):
     text = str(exc).lower()
-    return ('refused' in text or 'name or service not known' in text or 'nodename nor servname' in text
-            or 'no route to host' in text or 'failed to establish a new connection' in text
-            or 'network is unreachable' in text or 'temporary failure in name resolution' in text)
+    return ('refused' in text or 'no route to host' in text or 'failed to establish a new connection' in text
+            or 'network is unreachable' in text)
