@@ -8,6 +8,19 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+try:
+    from ansible_collections.flinkops.flink.plugins.module_utils import _config
+except ImportError:
+    # Loaded by file path (the test harness does so, outside any collection path):
+    # take the module_utils file next to this one, so there is still one implementation.
+    import importlib.util
+    import os
+
+    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils', '_config.py')
+    _spec = importlib.util.spec_from_file_location('flinkops_flink_module_utils_config', _path)
+    _config = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_config)
+
 
 def flink_flatten_config(data, prefix=''):
     """Flink configuration as flat ``a.b.c: value`` keys (config.yaml accepts nested and flat keys)."""
@@ -15,14 +28,10 @@ def flink_flatten_config(data, prefix=''):
         return {}
     if not isinstance(data, dict):
         raise AnsibleFilterError('flink_flatten_config expects a dictionary, got %s' % type(data).__name__)
-    out = {}
-    for key, value in data.items():
-        name = '%s.%s' % (prefix, key) if prefix else str(key)
-        if isinstance(value, dict):
-            out.update(flink_flatten_config(value, name))
-        else:
-            out[name] = value
-    return out
+    try:
+        return _config.flatten(data, prefix)
+    except _config.ConfigError as exc:
+        raise AnsibleFilterError('flink_flatten_config: %s' % exc)
 
 
 class FilterModule(object):
