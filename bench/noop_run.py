@@ -45,6 +45,7 @@ def main(argv=None):
     ensure_collection_link()
     from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
     from ansible_collections.flinkops.flink.plugins.module_utils import _job as jobmod
+    from ansible_collections.flinkops.flink.plugins.module_utils import _model as model
 
     jar = build_jar(args.version, 'v1')
     port = free_port_block(18100, 18900, 10)
@@ -62,7 +63,7 @@ def main(argv=None):
         times, requests_per_run = [], []
         for dummy in range(args.runs):
             client = api.FlinkClient([cluster.url], api.Deadline(60))
-            desired = jobmod.Desired(name=name, state='present', jar=jar, entry_class=EXAMPLE_CLASS,
+            desired = model.Desired(name=name, state='present', jar=jar, entry_class=EXAMPLE_CLASS,
                                      args=['--job-name', name])
             started = time.perf_counter()
             result = jobmod.JobReconciler(client, desired).run()

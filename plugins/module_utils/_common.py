@@ -22,6 +22,12 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     FlinkClient,
     FlinkError,
 )
+from ansible_collections.flinkops.flink.plugins.module_utils._config import (
+    ConfigError,
+    flatten,
+    is_sensitive,
+    render_value,
+)
 
 DEFAULT_WAIT_TIMEOUT = 120
 
@@ -39,6 +45,19 @@ def connection_argument_spec():
         request_timeout=dict(type='float', default=10.0),
         wait_timeout=dict(type='int', default=DEFAULT_WAIT_TIMEOUT),
     )
+
+
+def hide_sensitive_values(module, config):
+    """Mask values under Flink's sensitive keys in everything the module prints (invocation, result, diff)."""
+    try:
+        flat = flatten(config or {})
+    except ConfigError:
+        return  # reported with a clear message when the declaration is validated
+    for key, value in flat.items():
+        if value not in (None, '') and is_sensitive(key):
+            module.no_log_values.add(str(value))
+            if not isinstance(value, (str, bytes)):
+                module.no_log_values.add(render_value(key, value))
 
 
 def check_requirements(module):

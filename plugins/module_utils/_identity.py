@@ -5,27 +5,27 @@
 # This module_utils is PRIVATE to the flinkops.flink collection. It may change
 # without notice; do not import it from other collections.
 
-"""Deterministic job identity.
+"""Job identity and the record a job carries.
 
-A Flink job id is 32 hex digits. flinkops.flink derives it from what the user
-declared, so every run that wants the same job computes the same id::
+A Flink job id is 32 hex digits. flinkops.flink derives it from the declared
+job *name* and a generation, nothing else::
 
-    NNNNNNNNNNNNNNNN SSSSSSSS GGGGGGGG
-    name hash (64 b) spec(32) generation (32 bits)
+    NNNNNNNNNNNNNNNN GGGGGGGGGGGGGGGG
+    name hash (64 b) generation (64 bits)
 
-* name hash: sha256 of the job's ``name``; all instances of a job share it, so
-  the module finds every instance of "its" job from ``GET /jobs/overview``
-  alone, whatever spec it ran.
-* spec: the first 32 bits of the sha256 of the canonical desired spec (jar
-  content hash, entry class, args, parallelism, config): a live job whose id
-  carries a different spec runs another version.
+* name hash: sha256 of the job's ``name``. Every instance of a job shares it, so
+  ``GET /jobs/overview`` alone finds all instances, whatever version they run.
 * generation: Flink refuses to run an id again once a job with that id ended,
-  so when the last instance of this spec ended, the next submission takes the
-  next generation. Every client that sees the same ended instance picks the
-  same next generation.
+  so each new instance takes a new generation. Any two runs for one name pick
+  their generation from what they observe, not from what they declare: two
+  runs that declare different versions of one job submit the same id and
+  Flink lets only one of them start.
 
-Two concurrent or retried submissions of the same desired job therefore carry
-the same id, and Flink rejects the second one as a duplicate.
+What a job runs (its spec) is not in the id. It travels with the job as a
+*record* in the job's global job parameters (key ``flinkops.spec``), which
+``GET /jobs/<id>/config`` shows: the declared name, the spec (jar SHA-256,
+entry class, args, parallelism, config), where the instance was restored
+from, and salted digests (never values) of secrets.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,10 +37,11 @@ import hashlib
 import json
 import re
 
+from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
+
 NAME_HASH_LEN = 16
-SPEC_HASH_LEN = 8
-GEN_LEN = 8
-MAX_GENERATION = 0xFFFFFFFF
+GEN_LEN = 16
+MAX_GENERATION = (1 << 64) - 1
 
 _JOB_ID = re.compile(r'^[0-9a-f]{32}$')
 
@@ -56,57 +57,23 @@ def sha256_file(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def _config_value(value):
-    """Flink configuration values are strings; render YAML-ish Python values the way Flink writes them."""
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (list, tuple)):
-        return ';'.join(_config_value(v) for v in value)
-    if isinstance(value, dict):
-        return ','.join('%s:%s' % (k, _config_value(v)) for k, v in sorted(value.items()))
-    if value is None:
-        return ''
-    return str(value)
-
-
-def normalize_config(config):
-    return dict((str(k), _config_value(v)) for k, v in sorted((config or {}).items()))
-
-
-def canonical_spec(jar_sha256, entry_class=None, args=None, parallelism=None, config=None):
-    """The desired spec as a plain dict; equal specs give equal dicts."""
-    return {
-        'jar_sha256': jar_sha256,
-        'entry_class': entry_class or None,
-        'args': [str(a) for a in (args or [])],
-        'parallelism': int(parallelism) if parallelism is not None else None,
-        'config': normalize_config(config),
-    }
-
-
-def spec_hash(spec):
-    data = json.dumps(spec, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
-    return hashlib.sha256(data.encode('utf-8')).hexdigest()
-
-
 def name_hash(name):
     return hashlib.sha256(b'flinkops.flink/job-name\x00' + name.encode('utf-8')).hexdigest()[:NAME_HASH_LEN]
 
 
-def job_id(name, spec_digest, generation=0):
+def job_id(name, generation=0):
     if not 0 <= generation <= MAX_GENERATION:
         raise ValueError('generation out of range: %r' % generation)
-    return '%s%s%08x' % (name_hash(name), spec_digest[:SPEC_HASH_LEN], generation)
+    return '%s%016x' % (name_hash(name), generation)
 
 
 class ParsedId(object):
-    __slots__ = ('job_id', 'name_hash', 'spec_prefix', 'generation')
+    __slots__ = ('job_id', 'name_hash', 'generation')
 
     def __init__(self, jid):
         self.job_id = jid
         self.name_hash = jid[:NAME_HASH_LEN]
-        self.spec_prefix = jid[NAME_HASH_LEN:NAME_HASH_LEN + SPEC_HASH_LEN]
-        self.generation = int(jid[NAME_HASH_LEN + SPEC_HASH_LEN:], 16)
+        self.generation = int(jid[NAME_HASH_LEN:], 16)
 
 
 def parse_job_id(jid):
@@ -121,51 +88,173 @@ def belongs_to(jid, name):
     return (jid or '').lower().startswith(name_hash(name))
 
 
-def runs_spec(jid, spec_digest):
+def generation_of(jid):
     parsed = parse_job_id(jid)
-    return parsed is not None and parsed.spec_prefix == spec_digest[:SPEC_HASH_LEN]
+    return parsed.generation if parsed else None
 
 
-# The spec travels with the job ------------------------------------------------
+# The spec ----------------------------------------------------------------------
+
+
+class Spec(object):
+    """What one version of a job runs.
+
+    ``config`` holds only values that may be published; values under Flink's
+    sensitive keys live in ``secret_config`` and program arguments given as
+    secrets in ``secret_args``. Neither is ever recorded or returned: the
+    record keeps salted digests of them.
+    """
+
+    def __init__(self, jar_sha256, entry_class=None, args=None, parallelism=None, config=None,
+                 secret_config=None, secret_args=None):
+        self.jar_sha256 = jar_sha256
+        self.entry_class = entry_class or None
+        self.args = [str(a) for a in (args or [])]
+        self.parallelism = int(parallelism) if parallelism is not None else None
+        self.config = dict(config or {})
+        self.secret_config = dict(secret_config or {})
+        self.secret_args = [str(a) for a in (secret_args or [])]
+
+    def core(self):
+        """What may be published: everything but secrets."""
+        return {
+            'jar_sha256': self.jar_sha256,
+            'entry_class': self.entry_class,
+            'args': list(self.args),
+            'parallelism': self.parallelism,
+            'config': dict(self.config),
+        }
+
+    def public(self):
+        """The spec as it is shown: secrets by name and count only."""
+        out = self.core()
+        out['secret_config_keys'] = sorted(self.secret_config)
+        out['secret_args'] = len(self.secret_args)
+        return out
+
+    def digest(self):
+        """sha256 of the public spec (secret values do not enter it: it is returned to the user)."""
+        data = json.dumps(self.public(), sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+        return hashlib.sha256(data.encode('utf-8')).hexdigest()
+
+    def secret_digests(self, salt):
+        return {
+            'config': dict((k, cfg.secret_digest(v, salt)) for k, v in sorted(self.secret_config.items())),
+            'args': cfg.secret_digest('\x00'.join(self.secret_args), salt) if self.secret_args else None,
+        }
+
+    def flink_config(self):
+        """Everything that goes into the run request's flinkConfiguration."""
+        out = dict(self.config)
+        out.update(self.secret_config)
+        return out
+
+    def program_args(self):
+        return list(self.args) + list(self.secret_args)
+
+
+def same_spec(spec, record):
+    """True when ``spec`` (declared) runs exactly what ``record`` (a job's record) says, secrets included."""
+    if record is None or record.spec is None:
+        return False
+    if spec.core() != record.spec.core():
+        return False
+    return spec.secret_digests(record.salt) == record.secrets
+
+
+# The record a job carries ---------------------------------------------------------
 #
-# flink_job records the declared spec of every job it submits in the job's
-# global job parameters (``pipeline.global-job-parameters``, key
-# ``flinkops.spec``, base64url-encoded JSON), where ``GET /jobs/<id>/config``
-# shows it under ``execution-config.user-config``. An upgrade reads it back to
-# know how to restart the previous version. A program that sets its own global
-# job parameters hides it; then the previous spec is unknown.
+# flink_job records what it submitted in the job's global job parameters
+# (``pipeline.global-job-parameters``, key ``flinkops.spec``, base64url JSON),
+# which ``GET /jobs/<id>/config`` shows under ``execution-config.user-config``.
+# A program that sets its own global job parameters hides it; then the job
+# counts as unrecorded.
 
 SPEC_PARAM = 'flinkops.spec'
 GLOBAL_PARAMS_KEY = 'pipeline.global-job-parameters'
+RECORD_VERSION = 2
 
 
-def encode_spec(spec, jar_name=None):
-    payload = dict(spec, v=1)
-    if jar_name:
-        payload['jar_name'] = jar_name
-    data = json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
-    return base64.urlsafe_b64encode(data).decode('ascii').rstrip('=')
+class Record(object):
+    def __init__(self, name, spec, jar_name=None, restored_from=None, salt=None, secrets=None, version=RECORD_VERSION):
+        self.name = name                    # None for records of the first format (0.1), which had no name
+        self.spec = spec                    # Spec without secret values
+        self.jar_name = jar_name
+        self.restored_from = restored_from  # the path this instance was started from, or None
+        self.salt = salt or ''
+        self.secrets = secrets or {'config': {}, 'args': None}
+        self.version = version
+
+    def encode(self):
+        payload = {
+            'v': RECORD_VERSION,
+            'name': self.name,
+            'spec': self.spec.core(),
+            'jar_name': self.jar_name,
+            'restored_from': self.restored_from,
+            'salt': self.salt,
+            'secrets': self.secrets,
+        }
+        data = json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+        return base64.urlsafe_b64encode(data).decode('ascii').rstrip('=')
+
+    def has_secrets(self):
+        return bool(self.secrets.get('config') or self.secrets.get('args'))
 
 
-def decode_spec(text):
-    """The spec recorded with a job, or None if it is missing or unreadable."""
+def new_record(name, spec, jar_name=None, restored_from=None, salt=None):
+    salt = salt or cfg.new_salt()
+    return Record(name, Spec(spec.jar_sha256, spec.entry_class, spec.args, spec.parallelism, spec.config),
+                  jar_name=jar_name, restored_from=restored_from, salt=salt, secrets=spec.secret_digests(salt))
+
+
+def decode_record(text):
+    """The record a job carries, or None if it is missing or unreadable."""
     if not text or not isinstance(text, str):
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(text + '=' * (-len(text) % 4)).decode('utf-8'))
     except (ValueError, TypeError, UnicodeDecodeError):
         return None
-    if not isinstance(data, dict) or data.get('v') != 1 or 'jar_sha256' not in data:
+    if not isinstance(data, dict):
         return None
-    spec = canonical_spec(data['jar_sha256'], data.get('entry_class'), data.get('args'), data.get('parallelism'),
-                          data.get('config'))
-    return spec, data.get('jar_name')
+    try:
+        if data.get('v') == 1 and 'jar_sha256' in data:
+            spec = Spec(data['jar_sha256'], data.get('entry_class'), data.get('args'), data.get('parallelism'),
+                        data.get('config'))
+            return Record(None, spec, jar_name=data.get('jar_name'), version=1)
+        if data.get('v') == RECORD_VERSION and isinstance(data.get('spec'), dict) and data.get('name'):
+            s = data['spec']
+            spec = Spec(s['jar_sha256'], s.get('entry_class'), s.get('args'), s.get('parallelism'), s.get('config'))
+            secrets = data.get('secrets') or {}
+            return Record(data['name'], spec, jar_name=data.get('jar_name'), restored_from=data.get('restored_from'),
+                          salt=data.get('salt') or '',
+                          secrets={'config': dict(secrets.get('config') or {}), 'args': secrets.get('args')},
+                          version=RECORD_VERSION)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
-def with_spec_param(config, encoded):
-    """``config`` with the spec added to the global job parameters (the user's own ones are kept)."""
+def record_from_user_config(user_config):
+    return decode_record((user_config or {}).get(SPEC_PARAM))
+
+
+def with_record(config, record):
+    """``config`` with the record added to the global job parameters (the user's own ones are kept).
+
+    Flink reads global job parameters from the map key itself or from prefix keys
+    (``pipeline.global-job-parameters.<name>``, what a nested ``config`` becomes),
+    and ignores the prefix keys once the map key is set. So the record joins the
+    form the user chose: appended to the map, or as one more prefix key.
+    """
     out = dict(config)
+    encoded = record.encode()
+    prefix = GLOBAL_PARAMS_KEY + '.'
+    if GLOBAL_PARAMS_KEY not in out and any(k.startswith(prefix) for k in out):
+        out[prefix + SPEC_PARAM] = encoded
+        return out
     current = out.get(GLOBAL_PARAMS_KEY, '')
-    out[GLOBAL_PARAMS_KEY] = ('%s,%s:%s' % (current, SPEC_PARAM, encoded)) if current else '%s:%s' % (SPEC_PARAM,
-                                                                                                      encoded)
+    entry = '%s:%s' % (SPEC_PARAM, encoded)
+    out[GLOBAL_PARAMS_KEY] = ('%s,%s' % (current, entry)) if current else entry
     return out

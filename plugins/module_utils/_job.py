@@ -5,14 +5,15 @@
 # This module_utils is PRIVATE to the flinkops.flink collection. It may change
 # without notice; do not import it from other collections.
 
-"""The flink_job reconciler: observe -> plan -> act.
+"""The flink_job reconciler: observe -> plan -> act one step -> observe again.
 
-* observe: one ``GET /jobs/overview`` (the only request of a no-op run).
-* plan: pure functions of the desired job and the observed jobs; check mode
-  stops here and reports the plan.
-* act: upload the jar if its bytes are not on the cluster yet, submit under the
-  deterministic id (see ``_identity``), cancel or stop with a savepoint, and
-  wait, all bounded by one deadline.
+* observe (``observe``): ``GET /jobs/overview`` and, only where a decision
+  needs it, a job's record, its checkpoints, the Flink version and the default
+  savepoint directory. A no-op run reads the job list and the live job's record.
+* plan (``_plan.plan``): pure; check mode reports its answer and stops.
+* act: one step (wait out a cancelling instance, remove a duplicate, submit,
+  upgrade, cancel, stop), then observe again, because another run may have
+  acted meanwhile. All of it is bounded by ``wait_timeout``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,8 +23,6 @@ __metaclass__ = type
 import os
 import time
 import uuid
-import zipfile
-from datetime import datetime
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     Deadline,
@@ -31,22 +30,32 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     FlinkError,
     FlinkLostAnswer,
     is_duplicate_submission,
-    root_cause,
 )
+from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils._model import (
+    TERMINAL_STATES,
+    PlanError,
+    health,
+    is_ending,
+    is_live,
+)
+from ansible_collections.flinkops.flink.plugins.module_utils import _plan as planner
+from ansible_collections.flinkops.flink.plugins.module_utils._service import (
+    FlinkJobs,
+    SavepointResultLost,
+    find_local_savepoint,
+    is_jar_missing,
+    is_transient_savepoint_failure,
+    jar_marker,
+    restore_point,
+    restored_source,
+    savepoint_target,
+)
+from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL, WaitTimeout, wait_for
 
-TERMINAL_STATES = frozenset(['FINISHED', 'CANCELED', 'FAILED'])
-UPGRADE_MODES = ('savepoint', 'last-state', 'stateless')
-ENDING_STATES = frozenset(['CANCELLING'])
-POLL_INTERVAL = 0.5
-# A generation is bumped only past instances that ended; this bounds the walk
-# past ids Flink still remembers but no longer lists (non-HA clusters keep them
-# until the JobManager restarts).
-MAX_GENERATION_STEPS = 64
-
-
-class PlanError(FlinkError):
-    """The observed cluster does not allow a safe decision."""
+# How often one run may observe and plan again after another run acted in between.
+MAX_REPLANS = 8
 
 
 class UpgradeError(FlinkError):
@@ -57,472 +66,14 @@ class UpgradeError(FlinkError):
         self.result = result
 
 
-class InputError(FlinkError):
-    """The module's own input is wrong; nothing was sent."""
-
-
-# ---------------------------------------------------------------------------
-# Observed jobs
-
-
-def job_view(raw):
-    """A stable, documented shape for a job from ``/jobs/overview`` or ``/jobs/<id>``."""
-    jid = raw.get('jid') or raw.get('id')
-    start = raw.get('start-time')
-    end = raw.get('end-time')
-    view = {
-        'id': jid,
-        'name': raw.get('name'),
-        'state': raw.get('state'),
-        'start_time_ms': start if isinstance(start, int) and start > 0 else None,
-        'end_time_ms': end if isinstance(end, int) and end > 0 else None,
-        'duration_ms': raw.get('duration'),
-        'start_time': _iso(start),
-        'end_time': _iso(end),
-    }
-    parsed = ident.parse_job_id(jid)
-    view['generation'] = parsed.generation if parsed else None
-    return view
-
-
-def _iso(ms):
-    if not isinstance(ms, int) or ms <= 0:
-        return None
-    return datetime.utcfromtimestamp(ms / 1000.0).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
-
-
-def is_live(job):
-    return job['state'] not in TERMINAL_STATES
-
-
-def is_ending(job):
-    return job['state'] in ENDING_STATES
-
-
-# ---------------------------------------------------------------------------
-# Desired job
-
-
-class Desired(object):
-    """What the user declared, validated and hashed. Raises InputError on bad input."""
-
-    def __init__(self, name, state, jar=None, entry_class=None, args=None, parallelism=None,
-                 config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
-                 savepoint_dir=None, wait=True, upgrade_mode='savepoint'):
-        if name is None or not str(name).strip():
-            raise InputError('name must not be empty: it is the job\'s identity')
-        if name != name.strip():
-            raise InputError('name %r has leading or trailing white space' % name)
-        self.name = name
-        self.state = state
-        if parallelism is not None and int(parallelism) < 1:
-            raise InputError('parallelism must be 1 or more, got %s' % parallelism)
-        if entry_class is not None and not entry_class.strip():
-            raise InputError('entry_class must not be an empty string')
-        self.jar = jar
-        self.entry_class = entry_class
-        self.args = list(args or [])
-        self.parallelism = parallelism
-        self.config = ident.normalize_config(config)
-        if restore_from is not None and not str(restore_from).strip():
-            raise InputError('restore_from must not be empty (use none to force an empty start)')
-        self.restore_from = restore_from
-        if upgrade_mode not in UPGRADE_MODES:
-            raise InputError('upgrade_mode must be one of %s, got %r' % (', '.join(UPGRADE_MODES), upgrade_mode))
-        self.upgrade_mode = upgrade_mode
-        self.allow_non_restored_state = bool(allow_non_restored_state)
-        self.savepoint = bool(savepoint)
-        self.savepoint_dir = savepoint_dir
-        self.wait = bool(wait)
-        self.jar_sha256 = None
-        self.spec = None
-        self.spec_hash = None
-        if state in ('present', 'upgraded'):
-            if not jar:
-                raise InputError('jar is required when state=%s' % state)
-            self.jar_sha256 = check_jar(jar)
-            self.spec = ident.canonical_spec(self.jar_sha256, entry_class, self.args, parallelism, config)
-            self.spec_hash = ident.spec_hash(self.spec)
-
-    def job_id(self, generation):
-        return ident.job_id(self.name, self.spec_hash, generation)
-
-    @property
-    def explicit_restore(self):
-        """(path or None, True if the user decided): restore_from=none forces an empty start."""
-        if self.restore_from is None:
-            return None, False
-        if str(self.restore_from).strip().lower() == 'none':
-            return None, True
-        return self.restore_from, True
-
-    def submission(self):
-        return Submission(self.name, self.spec, jar_path=self.jar,
-                          allow_non_restored_state=self.allow_non_restored_state)
-
-
-class Submission(object):
-    """One version of a job that can be submitted: the declared one, or a previous one to roll back to."""
-
-    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False):
-        self.name = name
-        self.spec = spec
-        self.spec_hash = ident.spec_hash(spec)
-        self.jar_path = jar_path
-        self.jar_name = jar_name or (os.path.basename(jar_path) if jar_path else None)
-        self.allow_non_restored_state = allow_non_restored_state
-
-    @property
-    def jar_sha256(self):
-        return self.spec['jar_sha256']
-
-    def job_id(self, generation):
-        return ident.job_id(self.name, self.spec_hash, generation)
-
-
-def check_jar(path):
-    """SHA-256 of a readable jar file; InputError names what is wrong with it."""
-    if not os.path.exists(path):
-        raise InputError('jar %s does not exist on the host the module runs on' % path)
-    if not os.path.isfile(path):
-        raise InputError('jar %s is not a regular file' % path)
-    if not os.access(path, os.R_OK):
-        raise InputError('jar %s is not readable' % path)
-    try:
-        ok = zipfile.is_zipfile(path)
-    except (IOError, OSError) as exc:
-        raise InputError('jar %s cannot be read: %s' % (path, exc))
-    if not ok:
-        raise InputError('%s is not a jar file (not a zip archive)' % path)
-    return ident.sha256_file(path)
-
-
-# ---------------------------------------------------------------------------
-# Plan (pure)
-
-
-class Plan(object):
-    def __init__(self, action, job_id=None, generation=None, live=None, targets=None,
-                 adopted=False, drift=False, wait_for=None, known_ended=None, previous=None, warnings=None):
-        self.action = action          # none | submit | upgrade | cancel | stop
-        self.job_id = job_id          # the job the result is about (the predicted id for submit/upgrade)
-        self.generation = generation  # for submit/upgrade
-        self.live = live              # the live job (present/upgraded)
-        self.targets = targets or []  # jobs to cancel/stop (absent)
-        self.adopted = adopted
-        self.drift = drift
-        self.wait_for = wait_for or []      # ids still CANCELLING, waited out before submitting
-        self.known_ended = known_ended or set()  # ids of ours that ended before this run
-        self.previous = previous      # the most recent ended instance, to resume from
-        self.warnings = warnings or []
-
-    @property
-    def changes(self):
-        return self.action != 'none'
-
-
-def _instances(name, jobs):
-    """(ours, named): jobs with our id scheme for ``name``, and others whose Flink name is ``name``."""
-    ours = [j for j in jobs if ident.belongs_to(j['id'], name)]
-    named = [j for j in jobs if j['name'] == name and not ident.belongs_to(j['id'], name)]
-    return ours, named
-
-
-def _describe(jobs):
-    return ', '.join('%s (%s, %s)' % (j['id'], j['name'], j['state']) for j in jobs)
-
-
-def next_generation(ours, spec_digest):
-    same_spec = [j for j in ours if ident.runs_spec(j['id'], spec_digest)]
-    return max(j['generation'] for j in same_spec) + 1 if same_spec else 0
-
-
-def plan_present(desired, jobs, upgrade=False):
-    ours, named = _instances(desired.name, jobs)
-    candidates = ours + named
-    live = [j for j in candidates if is_live(j) and not is_ending(j)]
-    if len(live) > 1:
-        raise PlanError(
-            'More than one live job claims the name %r: %s. flink_job adopts exactly one job per name and will not '
-            'guess; cancel the extra instances (for example with state=absent, which stops all of them) and run '
-            'again.' % (desired.name, _describe(live)))
-    generation = next_generation(ours, desired.spec_hash)
-    known_ended = set(j['id'] for j in ours if not is_live(j))
-    if live:
-        job = live[0]
-        mine = ident.belongs_to(job['id'], desired.name)
-        if mine and ident.runs_spec(job['id'], desired.spec_hash):
-            return Plan('none', job_id=job['id'], live=job)
-        if upgrade:
-            return Plan('upgrade', job_id=desired.job_id(generation), generation=generation, live=job,
-                        adopted=not mine, drift=True, known_ended=known_ended)
-        if mine:
-            parsed = ident.parse_job_id(job['id'])
-            warning = (
-                'Job %r runs another version than the one declared (job id %s carries spec %s, the declared spec is '
-                '%s). state=present leaves a running job alone; use state=upgraded to move it to the declared '
-                'version.' % (desired.name, job['id'], parsed.spec_prefix, desired.spec_hash[:ident.SPEC_HASH_LEN]))
-            return Plan('none', job_id=job['id'], live=job, drift=True, warnings=[warning])
-        return Plan('none', job_id=job['id'], live=job, adopted=True)
-    ending = [j['id'] for j in candidates if is_ending(j)]
-    ended = [j for j in candidates if not is_live(j)]
-    previous = max(ended, key=lambda j: (j['end_time_ms'] or 0, j['start_time_ms'] or 0)) if ended else None
-    return Plan('submit', job_id=desired.job_id(generation), generation=generation, wait_for=ending,
-                known_ended=known_ended, previous=previous)
-
-
-def plan_absent(desired, jobs):
-    ours, named = _instances(desired.name, jobs)
-    live = [j for j in ours + named if is_live(j)]
-    to_end = [j for j in live if not is_ending(j)]
-    if not live:
-        return Plan('none')
-    if not to_end:
-        # Someone else is already cancelling them: wait, but we changed nothing.
-        return Plan('none', job_id=live[0]['id'], wait_for=[j['id'] for j in live])
-    return Plan('stop' if desired.savepoint else 'cancel', job_id=to_end[0]['id'], targets=to_end,
-                wait_for=[j['id'] for j in live if is_ending(j)])
-
-
-def plan(desired, jobs):
-    if desired.state == 'absent':
-        return plan_absent(desired, jobs)
-    return plan_present(desired, jobs, upgrade=desired.state == 'upgraded')
-
-
-# ---------------------------------------------------------------------------
-# Act
-
-
-def _version_tuple(version):
-    parts = []
-    for piece in str(version or '').split('.'):
-        digits = ''.join(c for c in piece if c.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts) or (0,)
-
-
-def _jar_missing(exc):
-    cause = (exc.cause or exc.msg or '').lower()
-    return exc.status == 404 or ('jar file' in cause and 'not exist' in cause)
-
-
-def jar_marker(jar_sha256):
-    return 'flinkops-%s-' % jar_sha256[:16]
-
-
-def newest_restore_point(checkpoints):
-    """(path, kind) of the newest savepoint or retained checkpoint in ``GET /jobs/<id>/checkpoints``, or None."""
-    latest = (checkpoints or {}).get('latest') or {}
-    found = []
-    for key, kind in (('savepoint', 'savepoint'), ('completed', 'checkpoint')):
-        entry = latest.get(key) or {}
-        if entry.get('external_path') and not entry.get('discarded'):
-            found.append((entry.get('trigger_timestamp') or 0, entry['external_path'], kind))
-    if not found:
-        return None
-    found.sort()
-    return found[-1][1], found[-1][2]
-
-
-# Causes with which Flink declines a savepoint of a job that is still starting or
-# recovering: worth another try once its tasks run.
-TRANSIENT_SAVEPOINT_MARKERS = (
-    'not all required tasks are currently running',
-    'is not being executed at the moment',
-    'not_all_required_tasks_running',
-    'checkpoint_declined_task_not_ready',
-    'checkpoint coordinator is suspending',
-    'unavailabledispatcheroperationexception',
-    'not available while the jobmanager is initializing',
-)
-
-
-class SavepointResultLost(FlinkApiError):
-    """The job ended with a savepoint, but Flink lost the operation's result (a JobManager failover)."""
-
-
-def savepoint_target(base, trigger_id):
-    """A directory of its own for each savepoint flink_job takes, so a savepoint can be found by its trigger."""
-    if not base:
-        return None
-    return '%s/flinkops-%s' % (base.rstrip('/'), trigger_id)
-
-
-def find_local_savepoint(target):
-    """The one savepoint in ``target`` when that is a directory this host can read, else None."""
-    if not target:
-        return None
-    if target.startswith('file://'):
-        path = target[len('file://'):]
-    elif target.startswith('file:'):
-        path = target[len('file:'):]
-    elif target.startswith('/'):
-        path = target
-    else:
-        return None
-    if not os.path.isdir(path):
-        return None
-    found = [d for d in sorted(os.listdir(path))
-             if d.startswith('savepoint-') and os.path.isfile(os.path.join(path, d, '_metadata'))]
-    if len(found) != 1:
-        return None
-    return 'file:' + os.path.join(os.path.abspath(path), found[0])
-
-
-def is_transient_savepoint_failure(exc):
-    text = ('%s %s' % (exc.cause or '', exc.msg or '')).lower()
-    return any(marker in text for marker in TRANSIENT_SAVEPOINT_MARKERS)
-
-
-class FlinkJobs(object):
-    """Operations on jobs through a FlinkClient (one method per REST operation)."""
-
-    def __init__(self, client, sleep=time.sleep):
-        self.client = client
-        self._sleep = sleep
-        self._version = None
-
-    # reads
-    def overview(self):
-        data = self.client.get('/jobs/overview', 'list jobs')
-        return [job_view(j) for j in data.get('jobs', [])]
-
-    def default_savepoint_dir(self):
-        """The cluster's ``state.savepoints.dir``, or None."""
-        data = self.client.get('/jobmanager/config', 'read the cluster configuration', allow_404=True) or []
-        for entry in data if isinstance(data, list) else []:
-            if isinstance(entry, dict) and entry.get('key') == 'state.savepoints.dir':
-                return entry.get('value') or None
-        return None
-
-    def job(self, jid):
-        data = self.client.get('/jobs/%s' % jid, 'read job %s' % jid, allow_404=True)
-        return job_view(data) if data is not None else None
-
-    def version(self):
-        if self._version is None:
-            data = self.client.get('/config', 'read the cluster configuration')
-            self._version = data.get('flink-version') or '0'
-        return self._version
-
-    def supports_configuration(self):
-        return _version_tuple(self.version()) >= (1, 17)
-
-    def recorded_spec(self, jid):
-        """(spec, jar name) recorded with a job by flink_job, or None."""
-        data = self.client.get('/jobs/%s/config' % jid, 'read the configuration of job %s' % jid, allow_404=True)
-        user = ((data or {}).get('execution-config') or {}).get('user-config') or {}
-        return ident.decode_spec(user.get(ident.SPEC_PARAM))
-
-    def checkpoints(self, jid):
-        return self.client.get('/jobs/%s/checkpoints' % jid, 'read the checkpoints of job %s' % jid, allow_404=True)
-
-    def checkpoint_config(self, jid):
-        return self.client.get('/jobs/%s/checkpoints/config' % jid, 'read the checkpoint settings of job %s' % jid,
-                               allow_404=True)
-
-    def failure_cause(self, jid):
-        data = self.client.get('/jobs/%s/exceptions' % jid, 'read the exceptions of job %s' % jid, allow_404=True)
-        if not data:
-            return None
-        entries = (data.get('exceptionHistory') or {}).get('entries') or []
-        if entries:
-            return root_cause({'errors': [entries[0].get('stacktrace') or entries[0].get('exceptionName') or '']})
-        if data.get('root-exception'):
-            return root_cause({'errors': [data['root-exception']]})
-        return None
-
-    # jars
-    def jars(self):
-        return self.client.get('/jars', 'list uploaded jars').get('files', []) or []
-
-    def find_jar(self, jar_sha256):
-        marker = jar_marker(jar_sha256)
-        for f in self.jars():
-            if str(f.get('name', '')).startswith(marker):
-                return f['id']
-        return None
-
-    def upload_jar(self, path, jar_sha256):
-        base = os.path.basename(path)
-        if not base.endswith('.jar'):
-            base += '.jar'
-        upload_name = jar_marker(jar_sha256) + base
-        with open(path, 'rb') as fh:
-            data = self.client.request('POST', '/jars/upload', 'upload jar %s' % path,
-                                       files={'jarfile': (upload_name, fh, 'application/x-java-archive')})
-        filename = data.get('filename') or ''
-        jar_id = filename.replace('\\', '/').rsplit('/', 1)[-1]
-        if not jar_id:
-            raise FlinkApiError('Could not upload jar %s: Flink answered without a file name (%r)' % (path, data))
-        return jar_id
-
-    def delete_jar(self, jar_id):
-        self.client.request('DELETE', '/jars/%s' % jar_id, 'delete jar %s' % jar_id, allow_404=True)
-
-    def plan_jar(self, jar_id, body, what):
-        return self.client.request('POST', '/jars/%s/plan' % jar_id, what, json_body=body)
-
-    # mutations
-    def run_jar(self, jar_id, body, what):
-        return self.client.request('POST', '/jars/%s/run' % jar_id, what, json_body=body, retry_lost=False)
-
-    def cancel(self, jid):
-        self.client.request('PATCH', '/jobs/%s' % jid, 'cancel job %s' % jid, params={'mode': 'cancel'},
-                            ok_statuses=(200, 202, 409), allow_404=True)
-
-    def trigger_stop(self, jid, trigger_id, target_dir=None):
-        body = {'drain': False, 'triggerId': trigger_id}
-        if target_dir:
-            body['targetDirectory'] = target_dir
-        return self.client.request('POST', '/jobs/%s/stop' % jid, 'stop job %s with a savepoint' % jid,
-                                   json_body=body)
-
-    def trigger_savepoint(self, jid, trigger_id, target_dir=None):
-        body = {'cancel-job': False, 'triggerId': trigger_id}
-        if target_dir:
-            body['target-directory'] = target_dir
-        return self.client.request('POST', '/jobs/%s/savepoints' % jid, 'trigger a savepoint of job %s' % jid,
-                                   json_body=body)
-
-    def savepoint_status(self, jid, trigger_id):
-        return self.client.get('/jobs/%s/savepoints/%s' % (jid, trigger_id),
-                               'read the savepoint status of job %s' % jid, allow_404=True)
-
-    def wait_savepoint(self, jid, trigger_id, retrigger, deadline, what):
-        """Poll a savepoint/stop trigger until Flink reports its location; FlinkApiError on failure."""
-        while True:
-            status = self.savepoint_status(jid, trigger_id)
-            if status is None:
-                view = self.job(jid)
-                if view is not None and is_live(view):
-                    # The trigger was lost (leader change): the same trigger id is safe to send again.
-                    retrigger()
-                else:
-                    raise SavepointResultLost('%s: job %s ended, but Flink no longer knows the result of the '
-                                              'savepoint (trigger %s)' % (what, jid, trigger_id))
-            elif (status.get('status') or {}).get('id') == 'COMPLETED':
-                op = status.get('operation') or {}
-                if op.get('location'):
-                    return op['location']
-                failure = op.get('failure-cause') or {}
-                cause = root_cause({'errors': [failure.get('stack-trace') or failure.get('class') or 'unknown']})
-                raise FlinkApiError('%s: %s' % (what, cause), cause=cause)
-            if deadline.expired():
-                raise FlinkApiError('%s: the savepoint did not complete within wait_timeout=%.0f s'
-                                    % (what, deadline.timeout))
-            self._sleep(min(POLL_INTERVAL, deadline.remaining()))
-
-    def dispose_savepoint(self, path):
-        return self.client.request('POST', '/savepoint-disposal', 'dispose savepoint %s' % path,
-                                   json_body={'savepoint-path': path})
-
-    def disposal_status(self, trigger_id):
-        return self.client.get('/savepoint-disposal/%s' % trigger_id, 'read the savepoint disposal status',
-                               allow_404=True)
+class Submitted(object):
+    """The outcome of one submission attempt series."""
+
+    def __init__(self, outcome, job_id, generation=None, refused=0):
+        self.outcome = outcome      # accepted | taken (another run's instance holds the id) | replan
+        self.job_id = job_id
+        self.generation = generation
+        self.refused = refused      # ids Flink refused as already used, although it no longer lists them
 
 
 class JobReconciler(object):
@@ -534,169 +85,306 @@ class JobReconciler(object):
         self.desired = desired
         self.check_mode = check_mode
         self.diff = diff
-        self.warn = warn or (lambda msg: None)
+        self._warn = warn or (lambda msg: None)
+        self._warned = set()
         self._sleep = sleep
         self.jar_id = None
         self._jar_ids = {}
+        # Never go below a generation this run has seen: after a failover Flink may list none of the
+        # ended instances and accept their ids again.
+        self._floor = 0
 
     @property
     def deadline(self):
         return self.client.deadline
 
-    # -- result helpers --------------------------------------------------
-    def _state_of(self, job):
+    def warn(self, msg):
+        if msg not in self._warned:
+            self._warned.add(msg)
+            self._warn(msg)
+
+    # -- observe -----------------------------------------------------------------
+    def observe(self):
+        d = self.desired
+        api = self.api
+        obs = planner.Observation(d.name, api.overview())
+        self._floor = max(self._floor, planner.next_generation(obs.own))
+        records = {}
+        if d.state != 'absent':
+            for j in obs.own:
+                if is_live(j) and not is_ending(j):
+                    records[j['id']] = api.record(j['id'])
+        for j in obs.named:
+            if is_live(j):
+                records[j['id']] = api.record(j['id'])
+        obs.records = records
+        if d.state == 'absent':
+            if d.savepoint and not d.savepoint_dir and any(is_live(j) for j in obs.candidates()):
+                obs.savepoint_dir = api.default_savepoint_dir()
+            return obs
+        live = [j for j in obs.candidates() if is_live(j)]
+        if not live:
+            for j in obs.named:
+                if j['id'] not in records:
+                    records[j['id']] = api.record(j['id'])
+            obs.records = records
+            if not d.restore_decided:
+                obs.history = self._history(obs)
+            obs.version = api.version()
+        elif d.state == 'upgraded':
+            running = [j for j in live if not is_ending(j)]
+            if len(running) == 1:
+                job = running[0]
+                record = records.get(job['id'])
+                if record is None or not ident.same_spec(d.spec, record):
+                    obs.version = api.version()
+                    if d.upgrade_mode == 'savepoint' and not d.savepoint_dir:
+                        obs.savepoint_dir = api.default_savepoint_dir()
+                    if d.upgrade_mode == 'last-state':
+                        obs.checkpoint_config = api.checkpoint_config(job['id'])
+        return obs
+
+    def _history(self, obs):
+        """Ended instances newest first, up to the first one that tells where the state is."""
+        history = []
+        for job in obs.ended_candidates():
+            cps = self.api.checkpoints(job['id'])
+            point = restore_point(cps)
+            restored = restored_source(cps)
+            if point is None and restored is None:
+                record = obs.records[job['id']] if job['id'] in obs.records else self.api.record(job['id'])
+                obs.records[job['id']] = record
+                if record is not None and record.restored_from:
+                    restored = record.restored_from
+            history.append(planner.HistoryEntry(job, point, restored))
+            if point is not None or restored is not None:
+                break
+        return history
+
+    # -- results -------------------------------------------------------------------
+    def _spec_view(self, spec, jar_name=None):
+        if spec is None:
+            return {'spec': 'unknown (no flinkops record with the job)'}
+        view = spec.public()
+        view['config'] = cfg.mask_config(view['config'])
+        view['spec_hash'] = spec.digest()
+        if jar_name:
+            view['jar_name'] = jar_name
+        return view
+
+    def _state_of(self, job, record=None):
         if job is None:
             return {'state': 'absent'}
         out = {'state': 'running' if is_live(job) else 'absent', 'job_id': job['id'], 'flink_state': job['state'],
                'flink_name': job['name']}
-        parsed = ident.parse_job_id(job['id'])
-        if ident.belongs_to(job['id'], self.desired.name) and parsed:
-            out['spec'] = parsed.spec_prefix
-            out['generation'] = parsed.generation
+        if ident.belongs_to(job['id'], self.desired.name):
+            out['generation'] = job.get('generation')
         else:
             out['adopted'] = True
+        if record is not None:
+            out.update(self._spec_view(record.spec, record.jar_name))
         return out
 
-    def _result(self, changed, action, plan, job=None, before=None, after=None, **extra):
+    def _declared_state(self, job_id, generation, restore=None):
+        d = self.desired
+        out = {'state': 'running', 'job_id': job_id, 'generation': generation}
+        out.update(self._spec_view(d.spec, os.path.basename(d.jar) if d.jar else None))
+        if restore and restore.get('path'):
+            out['restored_from'] = restore['path']
+        return out
+
+    def _result(self, changed, action, job_id=None, job=None, before=None, after=None, **extra):
         result = {
             'changed': changed,
             'action': action,
-            'job_id': job['id'] if job else plan.job_id,
+            'job_id': job['id'] if job else job_id,
             'job': job,
-            'adopted': plan.adopted,
+            'adopted': bool(extra.pop('adopted', False)),
             'jar_id': self.jar_id,
             'spec_hash': self.desired.spec_hash,
         }
+        if job is not None and is_live(job):
+            result['health'] = health(job)
         result.update(extra)
         if self.diff:
             result['diff'] = {'before': before or {}, 'after': after or {}}
         return result
 
-    # -- main --------------------------------------------------------------
-    def run(self):
-        jobs = self.api.overview()
-        the_plan = plan(self.desired, jobs)
-        for w in the_plan.warnings:
-            self.warn(w)
-        if self.desired.state == 'absent':
-            return self._absent(the_plan)
-        if the_plan.action == 'upgrade':
-            return self._upgrade(the_plan)
-        return self._present(the_plan)
+    def _report_health(self, job):
+        state = health(job)
+        if state not in (None, 'healthy'):
+            self.warn('Job %r (%s) is live but not healthy: Flink reports it %s (tasks: %s).'
+                      % (self.desired.name, job['id'], job['state'], job.get('tasks') or 'unknown'))
 
-    def _present(self, the_plan):
-        if the_plan.action == 'none':
-            state = self._state_of(the_plan.live)
-            return self._result(False, 'none', the_plan, job=the_plan.live, before=state, after=state,
-                                drift=the_plan.drift)
-        predicted = {'state': 'running', 'job_id': the_plan.job_id, 'spec': self.desired.spec_hash[:8],
-                     'generation': the_plan.generation, 'name': self.desired.name}
-        before = {'state': 'absent'}
-        restore = self._restore_point(the_plan.previous)
-        extra = {'generation': the_plan.generation}
+    # -- main ----------------------------------------------------------------------
+    def run(self):
+        if self.desired.state == 'absent':
+            obs = self.observe()
+            the_plan = planner.plan(self.desired, obs)
+            for w in the_plan.warnings:
+                self.warn(w)
+            return self._absent(the_plan)
+        done = []
+        for _round in range(MAX_REPLANS):
+            obs = self.observe()
+            the_plan = planner.plan(self.desired, obs)
+            for w in the_plan.warnings:
+                self.warn(w)
+            if self.check_mode:
+                return self._predicted(the_plan, obs)
+            if the_plan.action == 'none':
+                return self._noop(the_plan, obs, bool(done), done)
+            if the_plan.action == 'wait':
+                for jid in the_plan.wait_for:
+                    self._wait_terminal(jid)
+                continue
+            if the_plan.action == 'dedupe':
+                self._remove(the_plan.targets)
+                done.append('deduplicated')
+                continue
+            if the_plan.action == 'submit':
+                outcome = self._present(the_plan, obs)
+            else:
+                outcome = self._upgrade(the_plan, obs, done)
+            if outcome is not None:
+                return outcome
+            # Another run acted between our observation and our step: look again.
+        raise FlinkApiError('Job %r kept changing under this run (other runs acted %d times between its observation '
+                            'and its action); nothing more was done. Run again.' % (self.desired.name, MAX_REPLANS))
+
+    def _noop(self, the_plan, obs, changed, done):
+        job = the_plan.live
+        record = obs.records.get(job['id']) if job else None
+        self._report_health(job)
+        state = self._state_of(job, record)
+        return self._result(changed, done[-1] if done else 'none', job=job, before=state, after=state,
+                            drift=the_plan.drift, adopted=the_plan.adopted)
+
+    def _predicted(self, the_plan, obs):
+        """Check mode: the plan, as the result a real run would give."""
+        a = the_plan.action
+        if a == 'none':
+            return self._noop(the_plan, obs, False, [])
+        if a == 'dedupe':
+            state = self._state_of(the_plan.live, obs.records.get(the_plan.live['id']))
+            before = dict(state, duplicates=[j['id'] for j in the_plan.targets])
+            return self._result(True, 'deduplicated', job=the_plan.live, before=before, after=state,
+                                job_ids=[j['id'] for j in the_plan.targets])
+        if a in ('submit', 'wait'):
+            if a == 'wait':
+                self.warn('Job %r: instance(s) %s are still cancelling; the job will be submitted once they ended, '
+                          'from the state they leave.' % (self.desired.name, ', '.join(the_plan.wait_for)))
+            extra = {'generation': the_plan.generation}
+            if the_plan.restore:
+                extra['restored_from'] = the_plan.restore
+            return self._result(True, 'submitted', job_id=the_plan.job_id, before={'state': 'absent'},
+                                after=self._declared_state(the_plan.job_id, the_plan.generation, the_plan.restore),
+                                **extra)
+        old = the_plan.live
+        before = self._state_of(old, obs.records.get(old['id']))
+        after = self._declared_state(the_plan.job_id, the_plan.generation)
+        after['upgrade_mode'] = self.desired.upgrade_mode
+        return self._result(True, 'upgraded', job_id=the_plan.job_id, before=before, after=after,
+                            previous_job_id=old['id'], generation=the_plan.generation,
+                            upgrade_mode=self.desired.upgrade_mode, adopted=the_plan.adopted)
+
+    # -- present ---------------------------------------------------------------------
+    def _present(self, the_plan, obs):
+        d = self.desired
+        restore = the_plan.restore
+        version = d.version()
+        sub = self._submit(version, the_plan.generation, restore['path'] if restore else None,
+                           known_state=restore is not None)
+        if sub.outcome != 'accepted':
+            return None
+        job, survivor = self._settle(sub.job_id)
+        extra = {'generation': sub.generation}
+        if sub.refused:
+            extra['refused_submissions'] = sub.refused
         if restore:
             extra['restored_from'] = restore
-            predicted['restored_from'] = restore['path']
-        if self.check_mode:
-            return self._result(True, 'submitted', the_plan, before=before, after=predicted, **extra)
-        for jid in the_plan.wait_for:
-            self._wait_terminal(jid)
-        submission = self.desired.submission()
-        job, changed, generation = self._submit(submission, the_plan.generation, the_plan.known_ended,
-                                                restore['path'] if restore else None)
-        extra['generation'] = generation
-        after = dict(predicted, job_id=job['id'], generation=generation, flink_state=job['state'])
-        return self._result(changed, 'submitted' if changed else 'none', the_plan, job=job, before=before,
-                            after=after, **extra)
+        after = self._declared_state(sub.job_id, sub.generation, restore)
+        if survivor is not None:
+            return self._superseded(survivor, sub.job_id, after)
+        after['flink_state'] = job['state']
+        return self._result(True, 'submitted', job=job, before={'state': 'absent'}, after=after, **extra)
 
-    def _restore_point(self, previous):
-        """Where a (re)submission starts from: explicit restore_from, or what the last ended instance left."""
-        path, decided = self.desired.explicit_restore
-        if decided:
-            return {'path': path, 'kind': 'explicit', 'job_id': None} if path else None
-        if previous is None:
-            return None
-        point = newest_restore_point(self.api.checkpoints(previous['id']))
-        if point is None:
-            self.warn('Job %r: its last instance %s ended as %s and left no savepoint or retained checkpoint that '
-                      'Flink still reports; starting without state.' % (self.desired.name, previous['id'],
-                                                                        previous['state']))
-            return None
-        return {'path': point[0], 'kind': point[1], 'job_id': previous['id']}
+    def _superseded(self, survivor, mine, after):
+        self.warn('Job %r: another run started an instance (%s) at the same time as this run (%s). Both runs keep %s '
+                  '(the instance started from state, else the earlier one); this run cancelled %s.'
+                  % (self.desired.name, survivor['id'], mine, survivor['id'], mine))
+        record = self.api.record(survivor['id'])
+        if record is not None and not ident.same_spec(self.desired.spec, record):
+            self.warn('Job %r: the surviving instance %s runs another version than this run declared.'
+                      % (self.desired.name, survivor['id']))
+        return self._result(True, 'superseded', job=survivor, before={'state': 'absent'},
+                            after=self._state_of(survivor, record), cancelled_job_id=mine)
 
-    def _absent(self, the_plan):
-        if the_plan.action == 'none':
-            for jid in the_plan.wait_for:
-                if not self.check_mode and self.desired.wait:
-                    self._wait_terminal(jid)
-            return self._result(False, 'none', the_plan, before={'state': 'absent'}, after={'state': 'absent'})
-        before = self._state_of(the_plan.targets[0])
-        before['job_ids'] = [j['id'] for j in the_plan.targets]
-        after = {'state': 'absent'}
-        action = 'stopped' if the_plan.action == 'stop' else 'cancelled'
-        job_ids = [j['id'] for j in the_plan.targets]
-        if self.check_mode:
-            return self._result(True, action, the_plan, job=the_plan.targets[0], before=before, after=after,
-                                job_ids=job_ids)
-        savepoints = []
-        for job in the_plan.targets:
-            if the_plan.action == 'stop':
-                savepoints.append(self._stop_with_savepoint(job['id']))
-            else:
-                self.api.cancel(job['id'])
-        final = None
+    def _settle(self, jid):
+        """After an accepted submission: wait for it (wait=true), then make sure it is the only live instance.
+
+        Two runs that saw different histories can both be accepted under different
+        generations. Every run that sees two live instances picks the same
+        survivor (``_plan.survivor_key``) and cancels the others. Returns
+        (job view, survivor view if it is not ``jid``, else None).
+        """
+        view = None
         if self.desired.wait:
-            for jid in job_ids + the_plan.wait_for:
-                view = self._wait_terminal(jid)
-                if jid == job_ids[0]:
-                    final = view
-        else:
-            final = self.api.job(job_ids[0])
-        extra = {'job_ids': job_ids}
-        if savepoints:
-            extra['savepoint'] = savepoints[0]
-            extra['savepoints'] = savepoints
-        return self._result(True, action, the_plan, job=final or the_plan.targets[0], before=before, after=after,
-                            **extra)
+            try:
+                view = self._wait_running(jid)
+            except FlinkApiError:
+                view = self.api.job(jid)
+                if view is None or view['state'] != 'CANCELED' or not self._other_live(jid):
+                    raise
+        live = [j for j in self.api.overview()
+                if ident.belongs_to(j['id'], self.desired.name) and is_live(j) and not is_ending(j)]
+        if view is None:
+            view = next((j for j in live if j['id'] == jid), None) or self.api.job(jid) or \
+                {'id': jid, 'name': self.desired.name, 'state': 'SUBMITTED', 'generation': ident.generation_of(jid)}
+        others = [j for j in live if j['id'] != jid]
+        if not others:
+            return view, None
+        records = dict((j['id'], self.api.record(j['id'])) for j in live)
+        candidates = live if any(j['id'] == jid for j in live) else live + [view]
+        survivor, losers = planner.choose_survivor(candidates, records)
+        self._remove([j for j in losers if is_live(j)])
+        if survivor['id'] == jid:
+            self.warn('Job %r: another run started an instance at the same time (%s); it was cancelled, %s runs.'
+                      % (self.desired.name, ', '.join(j['id'] for j in others), jid))
+            return view, None
+        return view, survivor
 
-    # -- upgrade -----------------------------------------------------------
-    def _spec_view(self, spec, jar_name=None):
-        if spec is None:
-            return {'spec': 'unknown (not recorded with the job)'}
-        view = dict(spec)
-        view['spec_hash'] = ident.spec_hash(spec)
-        if jar_name:
-            view['jar_name'] = jar_name
-        return view
+    def _other_live(self, jid):
+        return [j for j in self.api.overview() if ident.belongs_to(j['id'], self.desired.name)
+                and is_live(j) and j['id'] != jid]
 
-    def _upgrade(self, the_plan):
+    def _remove(self, jobs):
+        for job in jobs:
+            self.api.cancel(job['id'])
+        for job in jobs:
+            self._wait_terminal(job['id'])
+
+    # -- upgrade -----------------------------------------------------------------------
+    def _upgrade(self, the_plan, obs, done):
         d = self.desired
         old = the_plan.live
-        recorded = self.api.recorded_spec(old['id'])
-        previous = None
-        if recorded is not None:
-            prev_spec, prev_jar_name = recorded
-            if ident.belongs_to(old['id'], d.name) and not ident.runs_spec(old['id'], ident.spec_hash(prev_spec)):
-                recorded = None  # the record does not match the job id: do not trust it
-            else:
-                previous = Submission(d.name, prev_spec, jar_name=prev_jar_name)
-        before = self._spec_view(previous.spec if previous else None, previous.jar_name if previous else None)
-        before.update(job_id=old['id'], state='running')
-        after = self._spec_view(d.spec, os.path.basename(d.jar))
-        after.update(job_id=the_plan.job_id, state='running', upgrade_mode=d.upgrade_mode)
-        extra = {'previous_job_id': old['id'], 'generation': the_plan.generation, 'upgrade_mode': d.upgrade_mode}
-        if self.check_mode:
-            return self._result(True, 'upgraded', the_plan, job=None, before=before, after=after, **extra)
+        previous = the_plan.previous
+        new = d.version()
+        before = self._state_of(old, obs.records.get(old['id']))
+        extra = {'previous_job_id': old['id'], 'upgrade_mode': d.upgrade_mode, 'adopted': the_plan.adopted}
 
-        new = d.submission()
-        # 1. Validate the new version before the running job is touched.
+        # 1. Everything that can fail is checked while the old version keeps running.
         jar_id = self._jar_for(new)
         self._validate(new, jar_id)
-        restore_path = None
+        if previous is not None and previous.jar_sha256 != new.jar_sha256 and self._jar_for(previous) is None:
+            raise PlanError('Upgrade of job %r would have no way back: the jar of the running version (sha256 %s, %s) '
+                            'is no longer on the cluster. The running job was not touched.'
+                            % (d.name, previous.jar_sha256[:16], previous.jar_name))
         # 2. Take the state out of the running job.
+        restore_path = None
         if d.upgrade_mode == 'savepoint':
             try:
-                restore_path = self._stop_with_savepoint(old['id'])
+                restore_path = self._stop_with_savepoint(old['id'], the_plan.savepoint_dir)
             except FlinkApiError as exc:
                 view = self.api.job(old['id'])
                 raise FlinkApiError('Could not upgrade job %r: stopping %s with a savepoint failed (%s). The job %s.'
@@ -709,23 +397,31 @@ class JobReconciler(object):
             self.api.cancel(old['id'])
             self._wait_terminal(old['id'])
         extra['savepoint'] = restore_path
-        # 3. Start the new version from it; put the previous one back if it cannot run.
+        # 3. Observe again: a run that declares another version may have started the job in between.
+        generation = planner.next_generation([j for j in self.api.overview()
+                                              if ident.belongs_to(j['id'], d.name)])
         try:
-            job, changed, generation = self._submit(new, the_plan.generation, the_plan.known_ended, restore_path)
+            sub = self._submit(new, generation, restore_path, known_state=True, explicit_empty=restore_path is None)
+            if sub.outcome != 'accepted':
+                self.warn('Job %r: another run started the job while this run upgraded it (after the savepoint %s); '
+                          'planning again.' % (d.name, restore_path))
+                done.append('upgraded')
+                return None
+            job, survivor = self._settle(sub.job_id)
         except FlinkError as exc:
-            self._roll_back(the_plan, new, previous, restore_path, exc, extra)
+            self._roll_back(old, new, previous, restore_path, exc, extra)
             raise  # _roll_back always raises
-        extra['generation'] = generation
+        if survivor is not None:
+            done.append('upgraded')
+            return None
+        extra['generation'] = sub.generation
         self._clean_jars(previous, new)
-        after.update(job_id=job['id'])
-        return self._result(True, 'upgraded', the_plan, job=job, before=before, after=after, **extra)
+        after = self._declared_state(job['id'], sub.generation)
+        after['upgrade_mode'] = d.upgrade_mode
+        return self._result(True, 'upgraded', job=job, before=before, after=after, **extra)
 
-    def _validate(self, submission, jar_id):
-        body = {'programArgsList': submission.spec['args']}
-        if submission.spec['entry_class']:
-            body['entryClass'] = submission.spec['entry_class']
-        if submission.spec['parallelism']:
-            body['parallelism'] = submission.spec['parallelism']
+    def _validate(self, version, jar_id):
+        body = self.api.program_body(version)
         try:
             self.api.plan_jar(jar_id, body, 'build the job graph of the new version of %r' % self.desired.name)
         except FlinkApiError as exc:
@@ -734,56 +430,53 @@ class JobReconciler(object):
 
     def _last_state(self, old):
         d = self.desired
-        cfg = self.api.checkpoint_config(old['id']) or {}
-        ext = cfg.get('externalization') or {}
-        if not ext.get('enabled') or ext.get('delete_on_cancellation', True):
-            raise FlinkApiError(
-                'Could not upgrade job %r with upgrade_mode=last-state: its checkpoints are not retained on '
-                'cancellation (set execution.checkpointing.externalized-checkpoint-retention: '
-                'RETAIN_ON_CANCELLATION). The running job was not touched.' % d.name)
         # A job that just started may not have completed a checkpoint yet: wait for one, within wait_timeout.
-        while newest_restore_point(self.api.checkpoints(old['id'])) is None:
-            if self.deadline.expired():
-                raise FlinkApiError('Could not upgrade job %r with upgrade_mode=last-state: job %s reported no '
-                                    'completed checkpoint within wait_timeout=%.0f s. The running job was not touched.'
-                                    % (d.name, old['id'], self.deadline.timeout))
-            self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
+        try:
+            wait_for(lambda: restore_point(self.api.checkpoints(old['id'])), lambda p: p is not None, self.deadline,
+                     'a completed checkpoint of job %s' % old['id'], sleep=self._sleep)
+        except WaitTimeout:
+            raise FlinkApiError('Could not upgrade job %r with upgrade_mode=last-state: job %s reported no completed '
+                                'checkpoint within wait_timeout=%.0f s. The running job was not touched.'
+                                % (d.name, old['id'], self.deadline.timeout))
         self.api.cancel(old['id'])
         self._wait_terminal(old['id'])
-        point = newest_restore_point(self.api.checkpoints(old['id']))
+        point = restore_point(self.api.checkpoints(old['id']))
         if point is None:
             raise FlinkApiError('Job %r (%s) was cancelled for a last-state upgrade, but Flink reports no retained '
                                 'checkpoint for it any more; nothing was started. Start it with restore_from.'
                                 % (d.name, old['id']))
         return point[0]
 
-    def _roll_back(self, the_plan, new, previous, restore_path, exc, extra):
+    def _roll_back(self, old, new, previous, restore_path, exc, extra):
         d = self.desired
         reason = exc.cause or exc.msg
+        # The rollback gets its own time budget: the deadline may be what made the upgrade fail.
+        self.client.deadline = Deadline(max(self.deadline.timeout, 60))
         # Never leave the failed new version behind.
+        failed_ids = []
         for view in self.api.overview():
-            if ident.belongs_to(view['id'], d.name) and ident.runs_spec(view['id'], new.spec_hash) and is_live(view):
+            if ident.belongs_to(view['id'], d.name) and is_live(view) and view['id'] != old['id']:
+                failed_ids.append(view['id'])
                 self.api.cancel(view['id'])
-                self._wait_terminal(view['id'])
+        for jid in failed_ids:
+            self._wait_terminal(jid)
         where = ('savepoint %s' % restore_path) if restore_path else 'an empty state (upgrade_mode=stateless)'
-        result = dict(extra, changed=True, action='rolled_back', job_id=None)
+        result = dict(extra, changed=True, action='rolled_back', job_id=None, failed_job_ids=failed_ids)
         if previous is None:
             result['action'] = 'failed'
             raise UpgradeError(
-                'Upgrade of job %r failed: %s. The previous version could not be restarted: its spec is not recorded '
-                'with job %s (it was not started by flink_job, or the program sets its own global job parameters). '
-                'Its state is in %s; start it again with restore_from.'
-                % (d.name, reason, the_plan.live['id'], restore_path or 'no savepoint'), result)
-        # The rollback gets its own time budget: the deadline may be what made the upgrade fail.
-        self.client.deadline = Deadline(max(self.deadline.timeout, 60))
+                'Upgrade of job %r failed: %s. The previous version could not be restarted: its spec is not known '
+                '(allow_no_rollback). Its state is in %s; start it again with restore_from.'
+                % (d.name, reason, restore_path or 'no savepoint'), result)
         try:
-            jar_id = self._jar_for(previous)
-            if jar_id is None:
-                raise FlinkApiError('the jar of the previous version (sha256 %s) is no longer on the cluster'
-                                    % previous.jar_sha256[:16])
-            generation = next_generation(
-                [v for v in self.api.overview() if ident.belongs_to(v['id'], d.name)], previous.spec_hash)
-            job, unused_changed, unused_gen = self._submit(previous, generation, set(), restore_path)
+            generation = planner.next_generation([v for v in self.api.overview()
+                                                  if ident.belongs_to(v['id'], d.name)])
+            sub = self._submit(previous, generation, restore_path, known_state=True,
+                               explicit_empty=restore_path is None)
+            if sub.outcome != 'accepted':
+                raise FlinkApiError('another run started job %r meanwhile (%s)' % (d.name, sub.job_id))
+            job, survivor = self._settle(sub.job_id)
+            job = survivor or job
         except FlinkError as again:
             result['action'] = 'failed'
             raise UpgradeError(
@@ -795,104 +488,140 @@ class JobReconciler(object):
             % (d.name, reason, where, job['id']), result)
 
     def _clean_jars(self, previous, new):
-        """Remove the previous version's jar, unless another live job recorded that it uses it."""
+        """Remove the previous version's jar, unless another live job records that it uses it. Never fails."""
         if previous is None or previous.jar_sha256 == new.jar_sha256:
             return
-        for view in self.api.overview():
-            if is_live(view):
-                rec = self.api.recorded_spec(view['id'])
-                if rec is not None and rec[0]['jar_sha256'] == previous.jar_sha256:
-                    return
-        marker = jar_marker(previous.jar_sha256)
-        for f in self.api.jars():
-            if str(f.get('name', '')).startswith(marker):
-                self.api.delete_jar(f['id'])
+        try:
+            for view in self.api.overview():
+                if is_live(view):
+                    rec = self.api.record(view['id'])
+                    if rec is not None and rec.spec.jar_sha256 == previous.jar_sha256:
+                        return
+            marker = jar_marker(previous.jar_sha256)
+            for f in self.api.jars():
+                if str(f.get('name', '')).startswith(marker):
+                    self.api.delete_jar(f['id'])
+        except FlinkError as exc:
+            self.warn('Job %r was upgraded, but removing the previous version\'s jar failed: %s'
+                      % (self.desired.name, exc.msg))
 
-    # -- submission ------------------------------------------------------
-    def _jar_for(self, submission):
-        """Jar id of a submission's jar on the cluster, uploading it when the module has the file."""
-        sha = submission.jar_sha256
+    # -- absent ----------------------------------------------------------------------------
+    def _absent(self, the_plan):
+        d = self.desired
+        if the_plan.action == 'none':
+            for jid in the_plan.wait_for:
+                if not self.check_mode and d.wait:
+                    self._wait_terminal(jid)
+            return self._result(False, 'none', job_id=the_plan.job_id, before={'state': 'absent'},
+                                after={'state': 'absent'})
+        before = self._state_of(the_plan.targets[0])
+        before['job_ids'] = [j['id'] for j in the_plan.targets]
+        after = {'state': 'absent'}
+        action = 'stopped' if the_plan.action == 'stop' else 'cancelled'
+        job_ids = [j['id'] for j in the_plan.targets]
+        if self.check_mode:
+            return self._result(True, action, job=the_plan.targets[0], before=before, after=after, job_ids=job_ids,
+                                adopted=the_plan.adopted)
+        savepoints = []
+        for job in the_plan.targets:
+            if the_plan.action == 'stop':
+                savepoints.append(self._stop_with_savepoint(job['id'], the_plan.savepoint_dir))
+            else:
+                self.api.cancel(job['id'])
+        final = None
+        if d.wait:
+            for jid in job_ids + the_plan.wait_for:
+                view = self._wait_terminal(jid)
+                if jid == job_ids[0]:
+                    final = view
+        else:
+            final = self.api.job(job_ids[0])
+        extra = {'job_ids': job_ids, 'adopted': the_plan.adopted}
+        if savepoints:
+            extra['savepoint'] = savepoints[0]
+            extra['savepoints'] = savepoints
+        return self._result(True, action, job=final or the_plan.targets[0], before=before, after=after, **extra)
+
+    # -- submission --------------------------------------------------------------------------
+    def _jar_for(self, version):
+        """Jar id of a version's jar on the cluster, uploading it when the module has the file."""
+        sha = version.jar_sha256
         if sha not in self._jar_ids:
             jar_id = self.api.find_jar(sha)
-            if jar_id is None and submission.jar_path:
-                jar_id = self.api.upload_jar(submission.jar_path, sha)
+            if jar_id is None and version.jar_path:
+                jar_id = self.api.upload_jar(version.jar_path, sha)
             self._jar_ids[sha] = jar_id
-        if submission.jar_path:
+        if version.jar_path:
             self.jar_id = self._jar_ids[sha]
         return self._jar_ids[sha]
 
-    def _run_body(self, submission, jid, restore_path):
-        spec = submission.spec
-        body = {'jobId': jid, 'programArgsList': spec['args']}
-        if spec['entry_class']:
-            body['entryClass'] = spec['entry_class']
-        if spec['parallelism']:
-            body['parallelism'] = int(spec['parallelism'])
-        if restore_path:
-            body['savepointPath'] = restore_path
-            body['allowNonRestoredState'] = submission.allow_non_restored_state
-        if self.api.supports_configuration():
-            encoded = ident.encode_spec(spec, submission.jar_name)
-            body['flinkConfiguration'] = ident.with_spec_param(spec['config'], encoded)
-        elif spec['config']:
-            raise InputError('config needs Flink 1.17 or newer (the cluster runs %s); nothing was submitted'
-                             % self.api.version())
-        return body
+    def _submit(self, version, generation, restore_path, known_state, explicit_empty=False):
+        """Submit ``version`` under the first free generation from ``generation`` on.
 
-    def _submit(self, submission, generation, known_ended, restore_path=None):
-        """Submit under the deterministic id. Returns (job view, changed, generation)."""
-        name = submission.name
-        self._jar_for(submission)
-        maybe_sent = False
-        reuploaded = False
+        An id Flink refuses as already submitted although it no longer lists it
+        belongs to an instance Flink forgot: proof that the job ran before. Without
+        a known restore point that is a PlanError (no silent empty start);
+        otherwise the next ids tried are generation+1, +3, +7, ... so a forgotten
+        history of n instances costs about log2(n) refused submissions.
+        """
+        d = self.desired
+        name = version.name
+        self._jar_for(version)
         what = 'start job %r' % name
-        for _step in range(MAX_GENERATION_STEPS):
-            jid = submission.job_id(generation)
-            try:
-                self.api.run_jar(self._jar_ids[submission.jar_sha256], self._run_body(submission, jid, restore_path),
-                                 what)
-            except FlinkLostAnswer:
-                # The submission may have arrived: repeat it under the same id; Flink
-                # answers "duplicate" if it did.
-                maybe_sent = True
-                self._pause('retry %s after a lost answer' % what)
-                continue
-            except FlinkApiError as exc:
-                if is_duplicate_submission(exc.msg):
-                    view = self.api.job(jid)
-                    if view is not None and is_live(view):
-                        if is_ending(view):
-                            self._wait_terminal(jid)
-                            generation += 1
-                            continue
-                        # Another run (or our own lost attempt) submitted it: one instance, ours.
-                        return self._after_submit(jid), maybe_sent, generation
-                    if view is None or jid in known_ended:
-                        # Flink remembers this id from an instance that ended: next generation.
-                        generation += 1
-                        maybe_sent = False
-                        continue
-                    cause = self.api.failure_cause(jid)
-                    raise FlinkApiError('Job %r (id %s) ended as %s right after it was submitted: %s'
-                                        % (name, jid, view['state'], cause or 'no exception reported'), cause=cause)
-                if not reuploaded and submission.jar_path and _jar_missing(exc):
-                    # The jar vanished (JobManager restarted with a new web.tmpdir): upload again.
-                    reuploaded = True
-                    self._jar_ids[submission.jar_sha256] = self.api.upload_jar(submission.jar_path,
-                                                                               submission.jar_sha256)
-                    self.jar_id = self._jar_ids[submission.jar_sha256]
+        generation = max(generation, self._floor)
+        marker = restore_path or (planner.EXPLICIT_EMPTY if (explicit_empty or d.restore_decided) else None)
+        step = 1
+        refused = 0
+        reuploaded = False
+        while True:
+            jid = ident.job_id(name, generation)
+            record = version.record(marker)
+            maybe_sent = False
+            while True:
+                body = self.api.run_body(version, jid, restore_path, record)
+                try:
+                    self.api.run_jar(self._jar_ids[version.jar_sha256], body, what)
+                except FlinkLostAnswer:
+                    # It may have arrived: repeat it under the same id (and record); Flink says "duplicate" if so.
+                    maybe_sent = True
+                    self._pause('retry %s after a lost answer' % what)
                     continue
-                raise FlinkApiError('Could not start job %r: %s' % (name, exc.cause or exc.msg), status=exc.status,
-                                    cause=exc.cause or exc.msg)
-            else:
-                return self._after_submit(jid), True, generation
-        raise FlinkApiError('Could not start job %r: gave up after %d job id generations were all taken'
-                            % (name, MAX_GENERATION_STEPS))
+                except FlinkApiError as exc:
+                    if is_duplicate_submission(exc.msg):
+                        break
+                    if not reuploaded and version.jar_path and is_jar_missing(exc):
+                        # The jar vanished (JobManager restarted with a new web.tmpdir): upload again.
+                        reuploaded = True
+                        self._jar_ids[version.jar_sha256] = self.api.upload_jar(version.jar_path, version.jar_sha256)
+                        self.jar_id = self._jar_ids[version.jar_sha256]
+                        continue
+                    raise FlinkApiError('Could not start job %r: %s' % (name, exc.cause or exc.msg),
+                                        status=exc.status, cause=exc.cause or exc.msg)
+                self._floor = max(self._floor, generation + 1)
+                return Submitted('accepted', jid, generation, refused)
+            # Refused as a duplicate: whose is it?
+            self._floor = max(self._floor, generation + 1)
+            view = self.api.job(jid)
+            if view is not None:
+                if maybe_sent and self._is_ours(jid, record):
+                    if not is_live(view) and view['state'] != 'FINISHED':
+                        cause = self.api.failure_cause(jid)
+                        raise FlinkApiError('Job %r (id %s) ended as %s right after it was submitted: %s'
+                                            % (name, jid, view['state'], cause or 'no exception reported'),
+                                            cause=cause)
+                    return Submitted('accepted', jid, generation, refused)
+                # Another run's instance holds the id (live, or it ended meanwhile): plan again.
+                return Submitted('taken' if is_live(view) else 'replan', jid, generation, refused)
+            if not (known_state or d.restore_decided):
+                raise PlanError(planner.missing_state_message(
+                    name, 'Flink refused job id %s as already submitted although it no longer lists it' % jid))
+            refused += 1
+            generation += step
+            step *= 2
 
-    def _after_submit(self, jid):
-        if not self.desired.wait:
-            return self.api.job(jid) or {'id': jid, 'name': self.desired.name, 'state': 'SUBMITTED'}
-        return self._wait_running(jid)
+    def _is_ours(self, jid, record):
+        theirs = self.api.record(jid)
+        return theirs is not None and theirs.salt == record.salt
 
     def _pause(self, why):
         if self.deadline.expired():
@@ -900,51 +629,51 @@ class JobReconciler(object):
         self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
 
     def _wait_running(self, jid):
-        last = None
-        while True:
-            view = self.api.job(jid)
-            if view is not None:
-                last = view
-                if view['state'] == 'RUNNING':
-                    return view
-                if view['state'] == 'FINISHED':
-                    self.warn('Job %r (id %s) finished before it was seen RUNNING; flink_job is meant for '
-                              'long-running jobs' % (self.desired.name, jid))
-                    return view
-                if view['state'] in TERMINAL_STATES:
-                    cause = self.api.failure_cause(jid)
-                    raise FlinkApiError('Job %r (id %s) was submitted but ended as %s: %s'
-                                        % (self.desired.name, jid, view['state'], cause or 'no exception reported'),
-                                        cause=cause)
-            if self.deadline.expired():
-                cause = self.api.failure_cause(jid) if last else None
-                raise FlinkApiError(
-                    'Job %r (id %s) was submitted but is not RUNNING within wait_timeout=%.0f s (state %s)%s.'
-                    % (self.desired.name, jid, self.deadline.timeout, last['state'] if last else 'unknown',
-                       '; latest exception: %s' % cause if cause else ''),
-                    cause='not RUNNING within wait_timeout=%.0f s' % self.deadline.timeout)
-            self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
+        d = self.desired
+
+        def until(view):
+            if view is None:
+                return False
+            if view['state'] == 'RUNNING':
+                return True
+            if view['state'] == 'FINISHED':
+                self.warn('Job %r (id %s) finished before it was seen RUNNING; flink_job is meant for long-running '
+                          'jobs' % (d.name, jid))
+                return True
+            if view['state'] in TERMINAL_STATES:
+                cause = self.api.failure_cause(jid)
+                raise FlinkApiError('Job %r (id %s) was submitted but ended as %s: %s'
+                                    % (d.name, jid, view['state'], cause or 'no exception reported'), cause=cause)
+            return False
+        try:
+            return wait_for(lambda: self.api.job(jid), until, self.deadline, 'job %s RUNNING' % jid, sleep=self._sleep)
+        except WaitTimeout as exc:
+            last = exc.last
+            cause = self.api.failure_cause(jid) if last else None
+            raise FlinkApiError(
+                'Job %r (id %s) was submitted but is not RUNNING within wait_timeout=%.0f s (state %s)%s.'
+                % (d.name, jid, self.deadline.timeout, last['state'] if last else 'unknown',
+                   '; latest exception: %s' % cause if cause else ''),
+                cause='not RUNNING within wait_timeout=%.0f s' % self.deadline.timeout)
 
     def _wait_terminal(self, jid):
-        while True:
-            view = self.api.job(jid)
-            if view is None or not is_live(view):
-                return view
-            if self.deadline.expired():
-                raise FlinkApiError('Job %r (id %s) did not end within wait_timeout=%.0f s (state %s)'
-                                    % (self.desired.name, jid, self.deadline.timeout, view['state']))
-            self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
+        try:
+            return wait_for(lambda: self.api.job(jid), lambda v: v is None or not is_live(v), self.deadline,
+                            'job %s ended' % jid, sleep=self._sleep)
+        except WaitTimeout as exc:
+            raise FlinkApiError('Job %r (id %s) did not end within wait_timeout=%.0f s (state %s)'
+                                % (self.desired.name, jid, self.deadline.timeout,
+                                   exc.last['state'] if exc.last else 'unknown'))
 
-    # -- stop with savepoint ---------------------------------------------
-    def _stop_with_savepoint(self, jid):
-        """Stop ``jid`` with a savepoint and return its path.
+    # -- stop with savepoint -----------------------------------------------------------------
+    def _stop_with_savepoint(self, jid, base):
+        """Stop ``jid`` with a savepoint into its own directory under ``base`` and return its path.
 
         A job that is recovering (after a JobManager failover, or a restart)
         declines savepoints until all its tasks run again; that refusal is
         waited out, with a fresh trigger, within ``wait_timeout``. Any other
         failure is final, and the job keeps running.
         """
-        base = self.desired.savepoint_dir or self.api.default_savepoint_dir()
         what = 'Could not stop job %r (id %s) with a savepoint' % (self.desired.name, jid)
         while True:
             trigger_id = uuid.uuid4().hex

@@ -14,16 +14,11 @@ __metaclass__ = type
 import time
 import uuid
 
-from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, root_cause
-from ansible_collections.flinkops.flink.plugins.module_utils._job import (
-    POLL_INTERVAL,
-    FlinkJobs,
-    InputError,
-    PlanError,
-    _describe,
-    _instances,
-    is_live,
-)
+from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, FlinkLostAnswer, root_cause
+from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, PlanError, describe, is_live
+from ansible_collections.flinkops.flink.plugins.module_utils._service import FlinkJobs
+from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
 # Disposal failures that mean "there is nothing (left) to dispose".
 _GONE_MARKERS = ('filenotfoundexception', 'does not exist', 'cannot find', 'no such file')
@@ -37,12 +32,19 @@ def find_live_job(api, name=None, job_id=None):
             raise PlanError('Job %s is not running (%s); no savepoint taken'
                             % (job_id, view['state'] if view else 'unknown to the cluster'))
         return view
-    ours, named = _instances(name, api.overview())
-    live = [j for j in ours + named if is_live(j)]
+    jobs = api.overview()
+    live = [j for j in jobs if is_live(j) and ident.belongs_to(j['id'], name)]
+    if not live:
+        # A job started outside flinkops under this Flink name, unless another declaration records it.
+        for j in jobs:
+            if is_live(j) and j['name'] == name:
+                record = api.record(j['id'])
+                if record is None or record.name in (None, name):
+                    live.append(j)
     if not live:
         raise PlanError('No live job named %r; no savepoint taken' % name)
     if len(live) > 1:
-        raise PlanError('More than one live job claims the name %r: %s; give job_id' % (name, _describe(live)))
+        raise PlanError('More than one live job claims the name %r: %s; give job_id' % (name, describe(live)))
     return live[0]
 
 
@@ -74,9 +76,20 @@ class SavepointManager(object):
         result = {'changed': True, 'savepoint': path}
         if self.check_mode:
             return result
-        answer = self.api.dispose_savepoint(path)
-        trigger_id = answer.get('request-id')
         deadline = self.client.deadline
+        sent = False
+        while True:
+            try:
+                answer = self.api.dispose_savepoint(path)
+                break
+            except FlinkLostAnswer:
+                # It may have been carried out: if the next attempt finds nothing, this run deleted it.
+                sent = True
+                if deadline.expired():
+                    raise FlinkApiError('Could not dispose savepoint %s: no answer within wait_timeout=%.0f s'
+                                        % (path, deadline.timeout))
+                self._sleep(min(POLL_INTERVAL, deadline.remaining()))
+        trigger_id = answer.get('request-id')
         while True:
             status = self.api.disposal_status(trigger_id)
             if status and (status.get('status') or {}).get('id') == 'COMPLETED':
@@ -85,7 +98,8 @@ class SavepointManager(object):
                     return result
                 cause = root_cause({'errors': [failure.get('stack-trace') or failure.get('class') or '']})
                 if any(m in cause.lower() for m in _GONE_MARKERS):
-                    result['changed'] = False
+                    # Gone: by an earlier attempt of this run whose answer was lost, or before this run.
+                    result['changed'] = sent
                     return result
                 raise FlinkApiError('Could not dispose savepoint %s: %s' % (path, cause), cause=cause)
             if deadline.expired():

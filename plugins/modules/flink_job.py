@@ -14,10 +14,16 @@ short_description: Make sure a Flink job runs exactly once, or not at all
 version_added: 0.1.0
 description:
   - Declares a streaming job on an Apache Flink session cluster through its REST API.
-  - The job's id is derived from O(name) and the declared spec (jar content, O(entry_class), O(args), O(parallelism),
-    O(config)), so a retried or concurrent run of the same task submits under the same id and Flink rejects the
-    second submission. At most one instance of the job runs, also across JobManager failovers.
-  - A live job whose Flink name equals O(name), started by hand or by another tool, is adopted, not doubled.
+  - The job's id is derived from O(name) and a generation only, never from what is declared, so any two runs for
+    one name (retries, concurrent runs, runs that declare different versions) submit under the same id and Flink
+    rejects the second submission. At most one instance of the job runs, also across JobManager failovers.
+  - What a job runs (its spec) travels with the job as a record in its global job parameters; see the notes.
+  - A live job whose Flink name equals O(name), started by hand or by another tool, is adopted, not doubled, unless
+    it carries the flinkops record of another declared name.
+  - A job that ran before is never silently started from empty state. Its next instance resumes from the newest
+    savepoint or retained checkpoint an ended instance left (or the state that instance was itself started from); when
+    there is evidence of an earlier instance and no such state is known, the task fails before submitting anything and
+    asks for O(restore_from).
   - Answers that mean "the cluster is not ready" (connection refused, HTTP 503 during a leader election, an unreachable
     leader) are waited out within O(wait_timeout), never read as "no jobs".
 author:
@@ -28,7 +34,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Check mode sends only GET requests and reports exactly what would be done, with the predicted job id.
+    details:
+      - Check mode sends only GET requests and reports exactly what would be done, with the predicted job id, or
+        fails exactly where the real run would fail before touching anything.
+      - It cannot see ids that Flink remembers but no longer lists (see the notes); a real run then takes a higher
+        generation than check mode predicted.
   diff_mode:
     support: full
   idempotent:
@@ -78,16 +88,35 @@ options:
   config:
     description:
       - Flink configuration for this submission (C(flinkConfiguration) of the run request), for example
-        C(pipeline.max-parallelism). Needs Flink 1.17 or newer. Values are passed as strings; booleans become
-        C(true)/C(false).
+        C(pipeline.max-parallelism). Needs Flink 1.17 or newer.
+      - "Nested maps are flattened exactly as the P(flinkops.flink.flink_flatten_config#filter) filter and the
+        flink_cluster role do: C(execution: {checkpointing: {interval: 30s}}) is C(execution.checkpointing.interval)."
+      - Values are rendered the way Flink parses them back; booleans become C(true)/C(false), lists use C(;), maps
+        C(k:v,k2:v2), with Flink's quoting where a value contains a separator. A null value is an error.
+      - Values under Flink's sensitive keys (any key containing C(password), C(secret), C(token), C(apikey),
+        C(api-key), C(auth-params), C(service-key), C(basic-auth), C(jaas.config), C(http-headers) or
+        C(fs.azure.account.key)) go to Flink in the run request only. They are never recorded with the job (only a
+        salted digest is), and they are masked in the module's output and diff.
     type: dict
     default: {}
+  secret_args:
+    description:
+      - Program arguments appended after O(args) that are secret. They are passed to the program but never recorded
+        with the job, never returned and never shown in the diff; the record keeps a salted digest, so a change is
+        still detected, and a rollback can restart the previous version only if this declaration carries the same
+        values.
+    type: list
+    elements: str
+    default: []
   restore_from:
     description:
       - Savepoint or retained checkpoint path to start the job from when it has to be submitted.
-      - Without it, a job whose previous instance ended (cancelled, failed, finished) resumes from the newest
-        savepoint or retained checkpoint Flink still reports for that instance (RV(restored_from) says which); with
-        none, it starts empty and warns.
+      - Without it, a job whose previous instances ended (cancelled, failed, finished) resumes from the newest state
+        they left, newest instance first; for each, its newest savepoint or retained checkpoint, else the path it was
+        itself started from (RV(restored_from) says which).
+      - When Flink shows that the job ran before (an ended instance is listed, or Flink refuses a job id it no longer
+        lists) and no state is known, the task fails before submitting and names the evidence. Then set this option
+        to the savepoint to resume from, or to V(none).
       - V(none) forces an empty start.
       - Ignored while a live instance runs.
     type: str
@@ -100,9 +129,20 @@ options:
         (C(execution.checkpointing.externalized-checkpoint-retention=RETAIN_ON_CANCELLATION)); this is checked before
         the job is touched.
       - V(stateless) cancels the job and starts the new version empty.
+      - Before the running job is touched, the module checks everything it can. The new version's C(main()) builds
+        its job graph with the same request body as the submission, the savepoint directory is known, the Flink
+        version supports O(config), checkpoints are retained for V(last-state), and the previous version can be
+        started again (its record is readable, its jar is on the cluster, its secrets are in this declaration).
     type: str
     choices: [savepoint, last-state, stateless]
     default: savepoint
+  allow_no_rollback:
+    description:
+      - Upgrade a job although the previous version could not be started again if the new one fails (the running
+        job carries no readable flinkops record, e.g. it was started by hand, or its secrets are no longer declared).
+      - Without it, such an upgrade fails before the running job is touched.
+    type: bool
+    default: false
   allow_non_restored_state:
     description:
       - With O(restore_from), skip state in the savepoint that cannot be mapped to an operator of the job.
@@ -117,7 +157,8 @@ options:
   savepoint_dir:
     description:
       - Directory for the savepoint taken with O(savepoint=true) or by an upgrade. Defaults to the cluster's
-        C(state.savepoints.dir); one of the two must be set.
+        default savepoint directory (C(execution.checkpointing.savepoint-dir), or C(state.savepoints.dir) before Flink
+        2); one of them must be set, which is checked before anything is touched.
       - Each stop-with-savepoint gets a directory of its own, C(<savepoint_dir>/flinkops-<trigger id>/), so when a
         JobManager failover makes Flink forget where the savepoint went, the module still finds it there (when
         that directory is readable from the host the module runs on) or names it in the failure message.
@@ -129,19 +170,30 @@ options:
     type: bool
     default: true
 notes:
-  - Job identity. The 32-hex-digit job id is C(<name hash:16><spec hash:8><generation:8>). The generation counts up
-    when the previous instance of the same spec ended, because Flink refuses to run an id again. See the README.
+  - Job identity. The 32-hex-digit job id is C(<name hash:16><generation:16>). Each new instance takes the next
+    generation after the highest one Flink lists for the name, because Flink refuses to run an id again. When Flink
+    refuses an id it no longer lists (it forgot the ended instance, e.g. after C(jobstore.expiration-time)), the next
+    ids tried are generation +1, +3, +7, ..., so a forgotten history of n instances costs about log2(n) refused
+    submissions. See the README.
+  - Races. Two runs that saw different histories (for example across a JobManager failover) can both be accepted
+    under different generations. After every accepted submission the module lists the job's live instances again;
+    every run that sees two picks the same survivor (the instance started from state, else the earlier one) and
+    cancels the other. A run whose own instance lost reports RV(action=superseded) and the survivor's id.
   - Jars are uploaded under the name C(flinkops-<sha256 prefix>-<file name>), which is how the module recognises
     them on the next run.
-  - A no-op run (the job is already running) sends one request, C(GET /jobs/overview), and uploads nothing.
-  - What flink_job stores with a job. Every submission records the declared spec (jar SHA-256 and file name,
-    O(entry_class), O(args), O(parallelism), O(config)) in the job's global job parameters under
-    C(flinkops.spec) (base64url JSON, see C(GET /jobs/<id>/config)). An upgrade reads it to restart the previous
-    version on rollback. Nothing is stored on the Ansible side. A program that sets its own global job parameters
-    hides the record; such a job can still be upgraded, but a failed upgrade then cannot restart it and reports the
-    savepoint instead.
+  - A no-op run (the job is already running) sends two requests, C(GET /jobs/overview) and C(GET /jobs/<id>/config)
+    (the record), and uploads nothing.
+  - What flink_job stores with a job. Every submission records the declared name and spec (jar SHA-256 and file
+    name, O(entry_class), O(args), O(parallelism), O(config) without sensitive values), the path the instance was
+    started from, and salted digests of sensitive config values and O(secret_args) in the job's global job parameters
+    under C(flinkops.spec) (base64url JSON, see C(GET /jobs/<id>/config)). It tells which version runs, which
+    declaration owns the job, and how to restart the previous version on rollback. Nothing is stored on the Ansible
+    side. A program that sets its own global job parameters hides the record; O(state=upgraded) then fails before
+    touching the job.
   - After a successful upgrade the previous version's jar is deleted from the cluster, unless another live job
-    records that it uses the same jar.
+    records that it uses the same jar. A failure there is a warning, never a failed upgrade.
+  - Health. A live job that Flink reports RESTARTING or FAILING, or whose tasks are not all RUNNING, is reported in
+    RV(health) with a warning; it is never silently counted as fine.
   - flink_job is meant for long-running (streaming) jobs. A batch job that finishes will be submitted again by the
     next run with O(state=present).
 seealso:
@@ -217,7 +269,7 @@ action:
   description: What the module did (or, in check mode, would do).
   returned: always
   type: str
-  choices: [none, submitted, upgraded, rolled_back, failed, cancelled, stopped]
+  choices: [none, submitted, superseded, deduplicated, upgraded, rolled_back, failed, cancelled, stopped]
   sample: submitted
 job_id:
   description: Id of the job the result is about (the live, submitted or first stopped instance); null when none.
@@ -280,6 +332,32 @@ adopted:
   returned: always
   type: bool
   sample: false
+health:
+  description:
+    - How the live job is doing, from Flink's job status and task counts (C(GET /jobs/overview)).
+    - V(healthy) means C(RUNNING) with every task C(RUNNING); V(starting) covers scheduling, deploying and tasks that
+      wait for slots; V(restarting) and V(failing) are Flink's own states. Anything but V(healthy) also warns.
+  returned: when a live job is reported
+  type: str
+  choices: [healthy, starting, restarting, failing, cancelling]
+  sample: healthy
+cancelled_job_id:
+  description: With RV(action=superseded), the instance this run had started and cancelled because a concurrent
+    run's instance survived.
+  returned: when RV(action=superseded)
+  type: str
+  sample: 3f6c1e0a9b2d4c5e0000000000000001
+refused_submissions:
+  description: How many job ids Flink refused as already used although it no longer lists them (forgotten history).
+  returned: when the job was submitted and Flink refused ids first
+  type: int
+  sample: 3
+failed_job_ids:
+  description: With a failed upgrade, the instances of the new version that were cancelled before the rollback.
+  returned: when an upgrade was rolled back or failed
+  type: list
+  elements: str
+  sample: [3f6c1e0a9b2d4c5e0000000000000002]
 drift:
   description: True when a live instance of the job runs another spec than declared (O(state=present) leaves it alone).
   returned: when O(state=present) found a live job
@@ -291,7 +369,8 @@ jar_id:
   type: str
   sample: 1d2c7a7b-3f6c-1e0a-9b2d-4c5e7a7b1d2c_flinkops-5e7a7b1d2c1d6a3f-orders.jar
 spec_hash:
-  description: SHA-256 of the declared spec (jar content, entry class, args, parallelism, config).
+  description: SHA-256 of the declared spec (jar content, entry class, args, parallelism, config; of sensitive values
+    and O(secret_args) only their names and count enter it).
   returned: when O(state=present)
   type: str
   sample: 7a7b1d2c1d6a3f6c1e0a9b2d4c5e7a7b1d2c1d6a3f6c1e0a9b2d4c5e7a7b1d2c
@@ -320,11 +399,12 @@ restored_from:
       type: str
       sample: file:/var/lib/flink/savepoints/savepoint-3f6c1e-7a7b1d2c1d6a
     kind:
-      description: V(explicit) (O(restore_from)), V(savepoint) or V(checkpoint) (left by the previous instance).
+      description: V(explicit) (O(restore_from)), V(savepoint) or V(checkpoint) (left by an ended instance), or
+        V(restored_from) (the path an ended instance that made no checkpoint had itself been started from).
       type: str
       sample: savepoint
     job_id:
-      description: The previous instance the savepoint or checkpoint belongs to; null for V(explicit).
+      description: The ended instance the state was taken from; null for V(explicit).
       type: str
       sample: 3f6c1e0a9b2d4c5e7a7b1d2c00000000
   sample: {path: "file:/sp/savepoint-3f6c1e-7a7b1d2c1d6a", kind: savepoint, job_id: 3f6c1e0a9b2d4c5e7a7b1d2c00000000}
@@ -350,9 +430,11 @@ from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     check_requirements,
     client_from_module,
     connection_argument_spec,
+    hide_sensitive_values,
     run_module,
 )
-from ansible_collections.flinkops.flink.plugins.module_utils._job import Desired, JobReconciler
+from ansible_collections.flinkops.flink.plugins.module_utils._job import JobReconciler
+from ansible_collections.flinkops.flink.plugins.module_utils._model import Desired
 
 
 def main():
@@ -363,11 +445,13 @@ def main():
         jar=dict(type='path'),
         entry_class=dict(type='str'),
         args=dict(type='list', elements='str', default=[]),
+        secret_args=dict(type='list', elements='str', default=[], no_log=True),
         parallelism=dict(type='int'),
         config=dict(type='dict', default={}),
         restore_from=dict(type='str'),
         upgrade_mode=dict(type='str', default='savepoint', choices=['savepoint', 'last-state', 'stateless']),
         allow_non_restored_state=dict(type='bool', default=False),
+        allow_no_rollback=dict(type='bool', default=False),
         savepoint=dict(type='bool', default=False),
         savepoint_dir=dict(type='str'),
         wait=dict(type='bool', default=True),
@@ -376,13 +460,15 @@ def main():
                            required_if=[('state', 'present', ['jar']), ('state', 'upgraded', ['jar'])])
     check_requirements(module)
     p = module.params
+    hide_sensitive_values(module, p['config'])
 
     def work():
         desired = Desired(
             name=p['name'], state=p['state'], jar=p['jar'], entry_class=p['entry_class'], args=p['args'],
-            parallelism=p['parallelism'], config=p['config'], restore_from=p['restore_from'],
-            allow_non_restored_state=p['allow_non_restored_state'], savepoint=p['savepoint'],
-            savepoint_dir=p['savepoint_dir'], wait=p['wait'], upgrade_mode=p['upgrade_mode'])
+            secret_args=p['secret_args'], parallelism=p['parallelism'], config=p['config'],
+            restore_from=p['restore_from'], allow_non_restored_state=p['allow_non_restored_state'],
+            allow_no_rollback=p['allow_no_rollback'], savepoint=p['savepoint'], savepoint_dir=p['savepoint_dir'],
+            wait=p['wait'], upgrade_mode=p['upgrade_mode'])
         client = client_from_module(module)
         reconciler = JobReconciler(client, desired, check_mode=module.check_mode, diff=module._diff,
                                    warn=module.warn)

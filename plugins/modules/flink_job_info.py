@@ -111,6 +111,15 @@ jobs:
       description: Generation part of the job id under the flinkops scheme (meaningful for jobs flink_job started).
       type: int
       sample: 0
+    health:
+      description: For live jobs, how the job is doing from Flink's status and task counts (V(healthy), V(starting),
+        V(restarting), V(failing), V(cancelling)); null for ended jobs.
+      type: str
+      sample: healthy
+    tasks:
+      description: Flink's task counts per state (C(running), C(total), ...) from C(GET /jobs/overview).
+      type: dict
+      sample: {running: 5, total: 5}
     managed:
       description: With O(name), whether the job id follows the flinkops scheme for that name (false for a job started
         by hand and matched by its Flink name). Null without O(name).
@@ -126,7 +135,8 @@ from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     connection_argument_spec,
     run_module,
 )
-from ansible_collections.flinkops.flink.plugins.module_utils._job import FlinkJobs, is_live
+from ansible_collections.flinkops.flink.plugins.module_utils._model import health, is_live
+from ansible_collections.flinkops.flink.plugins.module_utils._service import FlinkJobs
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 
 
@@ -145,7 +155,7 @@ def select(jobs, name=None, job_id=None, states=None, live=None):
             continue
         if live is not None and is_live(job) != live:
             continue
-        item = dict(job, live=is_live(job), managed=managed)
+        item = dict(job, live=is_live(job), managed=managed, health=health(job))
         out.append(item)
     out.sort(key=lambda j: j['start_time_ms'] or 0, reverse=True)
     return out

@@ -133,6 +133,8 @@ class Watcher(object):
         self.max_live = 0
         self.samples = 0
         self.errors = 0
+        self.overlap_s = 0.0   # how long (summed) samples saw two or more live instances
+        self._dup_since = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -142,6 +144,12 @@ class Watcher(object):
                 n = len(live_jobs(self.url, self.name))
                 self.max_live = max(self.max_live, n)
                 self.samples += 1
+                now = time.monotonic()
+                if n >= 2 and self._dup_since is None:
+                    self._dup_since = now
+                elif n < 2 and self._dup_since is not None:
+                    self.overlap_s += now - self._dup_since
+                    self._dup_since = None
             except (requests.RequestException, ValueError, KeyError):
                 self.errors += 1
             self._stop.wait(self.interval)
@@ -161,6 +169,9 @@ class Watcher(object):
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        if self._dup_since is not None:
+            self.overlap_s += time.monotonic() - self._dup_since
+            self._dup_since = None
 
 
 @pytest.fixture

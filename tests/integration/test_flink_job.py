@@ -151,12 +151,20 @@ def test_job_cancelled_behind_the_modules_back_is_brought_back(cluster, ansible,
     requests.patch(cluster.url + '/jobs/%s?mode=cancel' % first['job_id'], timeout=10)
     cancel_all_and_wait(cluster.url)
 
-    check, real, again, again_check = ansible.four_steps('flink_job', args)
+    # The cancelled instance left no retained checkpoint: never a silent empty start.
+    for check in (True, False):
+        refused = ansible.run('flink_job', args, check=check)
+        assert refused.failed and 'restore_from' in refused['msg'] and first['job_id'] in refused['msg'], \
+            refused.output
+    assert live_jobs(cluster.url, job_name) == []
+
+    empty = dict(args, restore_from='none')
+    check, real, again, again_check = ansible.four_steps('flink_job', empty)
     assert check['changed'] and check['job_id'] != first['job_id']
     assert real['changed'] and real['action'] == 'submitted', real.output
     assert real['job_id'] == check['job_id']
     assert real['generation'] == first['generation'] + 1
-    assert real['job_id'][:24] == first['job_id'][:24], 'same name and spec keep the id prefix'
+    assert real['job_id'][:16] == first['job_id'][:16], 'the name keeps the id prefix'
     assert not again['changed'] and not again_check['changed']
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [real['job_id']]
 
@@ -196,8 +204,9 @@ def test_config_reaches_the_job(cluster, ansible, jar, job_name):
     recorded = json.loads(base64.urlsafe_b64decode(encoded + '=' * (-len(encoded) % 4)))
     # The user's own global job parameters arrive untouched; flink_job adds only its spec record.
     assert user == {'team': 'payments', 'tier': 'gold'}
-    assert recorded['parallelism'] == 2 and recorded['args'] == ['--job-name', job_name], recorded
-    assert recorded['config'] == {'pipeline.global-job-parameters': 'team:payments,tier:gold'}
+    assert recorded['name'] == job_name and recorded['v'] == 2
+    assert recorded['spec']['parallelism'] == 2 and recorded['spec']['args'] == ['--job-name', job_name], recorded
+    assert recorded['spec']['config'] == {'pipeline.global-job-parameters': 'team:payments,tier:gold'}
     detail = requests.get(cluster.url + '/jobs/%s' % r['job_id'], timeout=10).json()
     assert max(v['parallelism'] for v in detail['vertices']) == 2
 

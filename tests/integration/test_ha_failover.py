@@ -6,6 +6,7 @@ running and for a new one. Neither may end up with two live instances.
 """
 
 import os
+import threading
 import time
 
 import pytest
@@ -197,3 +198,68 @@ def test_leader_killed_during_absent(ha_cluster, ansible, jar, job_name, fault_r
             assert not r.failed, r.output
             assert r['changed'] and live == [], (r.output, live)
             restore_killed(ha_cluster, leader)
+
+
+def test_runs_that_saw_different_histories_agree_on_one_survivor(ha_cluster, ansible, jar, job_name, fault_report):
+    """Run A lists the stopped instance before a leader SIGKILL; run B lists nothing after it (FACTS.md).
+
+    A resumes generation 1 from the savepoint; B, which cannot know, starts generation 0
+    empty, and the new leader accepts both ids. Both runs must end without error and
+    report the same survivor (the instance started from state), one instance must be
+    left, and the time two were live is measured for the fault table.
+    """
+    urls = ha_cluster.urls
+    with FailoverTally(ha_cluster, fault_report, 'leader SIGKILL between two runs\' observations',
+                       'present: different histories', runs_per_case=2) as tally:
+        for i in range(soak_runs()):
+            name = '%s-%d' % (job_name, i)
+            first = ansible.run('flink_job', args_for(jar, name, urls))
+            assert first['changed'], first.output
+            time.sleep(4)
+            stopped = ansible.run('flink_job', {'url': urls, 'name': name, 'state': 'absent', 'savepoint': True,
+                                                'wait_timeout': 120})
+            assert stopped['savepoint'], stopped.output
+            leader = current_leader(ha_cluster)
+            standby = 1 - leader
+            killed, b_waiting, a_accepted, results = [], threading.Event(), threading.Event(), {}
+
+            def a_before():
+                # A has observed (generation 0 ended, with a savepoint) and is about to submit.
+                killed.append(time.monotonic())
+                ha_cluster.kill_jobmanager(leader)
+                ha_cluster.wait_ready(timeout=120, urls=[urls[standby]])
+                results['b'] = ansible.start('flink_job', dict(args_for(jar, name, [proxy_b.url]),
+                                                               wait_timeout=240))
+                assert b_waiting.wait(180), 'run B never reached its submission'
+
+            def b_before():
+                b_waiting.set()
+                a_accepted.wait(180)
+
+            with FaultProxy(urls[standby]) as proxy_a, FaultProxy(urls[standby]) as proxy_b, \
+                    Watcher(urls[standby], name) as w:
+                proxy_a.add('POST', r'/jars/[^/]+/run$', 'hook', before=a_before,
+                            after=lambda status, body: a_accepted.set())
+                proxy_b.add('POST', r'/jars/[^/]+/run$', 'hook', before=b_before)
+                a = ansible.run('flink_job', dict(args_for(jar, name, [proxy_a.url]), wait_timeout=240))
+                a_accepted.set()
+                b = ansible.finish(results['b']) if 'b' in results else None
+                w.wait_samples()
+            tally.times.append(time.monotonic() - killed[0] if killed else 0.0)
+            live = [j['jid'] for j in live_jobs(urls[standby], name)]
+            tally.lost += int(len(live) != 1)
+            tally.duplicates += int(len(live) > 1)
+            fault_report('both ids accepted after a failover (time = how long two instances were live)',
+                         'present: different histories', runs=1, duplicates=int(w.max_live > 1), lost=0,
+                         converge_s=[w.overlap_s])
+            assert killed and b is not None, 'the case did not run as planned'
+            assert not a.failed, a.output
+            assert not b.failed, b.output
+            assert a['job_id'] == b['job_id'] == live[0] and len(live) == 1, (a.output, b.output, live)
+            assert a['restored_from']['path'] == stopped['savepoint'], a.output
+            if b['action'] == 'superseded':
+                assert b['cancelled_job_id'] != live[0]
+            print('different histories: A=%s B=%s (%s), two instances live for %.2f s'
+                  % (a['action'], b['action'], b.get('cancelled_job_id'), w.overlap_s))
+            restore_killed(ha_cluster, leader)
+            ha_cluster.cancel_all()

@@ -1,5 +1,7 @@
 """state=upgraded, resume of ended jobs and flink_savepoint against a real Flink cluster."""
 
+import base64
+import json
 import os
 import time
 
@@ -43,6 +45,12 @@ def wait_for_checkpoint(cluster, jid, timeout=60):
             return
         time.sleep(0.5)
     raise AssertionError('job %s completed no checkpoint' % jid)
+
+
+def recorded_args(cluster, jid):
+    user = requests.get(cluster.url + '/jobs/%s/config' % jid, timeout=10).json()['execution-config']['user-config']
+    text = user['flinkops.spec']
+    return json.loads(base64.urlsafe_b64decode(text + '=' * (-len(text) % 4)))['spec']['args']
 
 
 def jar_names(cluster):
@@ -102,7 +110,8 @@ def test_unmappable_state_rolls_back_then_allow_non_restored_state_goes_through(
     assert w.max_live <= 1
     live = live_jobs(cluster.url, job_name)
     assert [j['jid'] for j in live] == [r['job_id']]
-    assert r['job_id'][:24] == v1['job_id'][:24], 'the rolled-back job does not run the previous spec'
+    assert recorded_args(cluster, r['job_id']) == recorded_args(cluster, v1['job_id']), \
+        'the rolled-back job does not run the previous spec'
     path, is_savepoint = restored_path(cluster, r['job_id'])
     assert path == r['savepoint'] and is_savepoint
 

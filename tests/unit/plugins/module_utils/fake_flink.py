@@ -30,11 +30,25 @@ class FakeFlink(object):
         self.retain_on_cancel = False
         self.reject_run = None      # callable(body) -> error response or None
         self.reject_plan = None     # callable(body) -> error response or None
+        self.forgotten = set()      # ids Flink still refuses but no longer lists (jobstore expiration)
+        self.restored = {}          # job id -> savepointPath it was started from
+        self.cluster_config = {'state.savepoints.dir': 'file:/sp'}
+        self.plans = []             # bodies of /plan requests
 
     def add_job(self, jid, name, state='RUNNING'):
         self.clock += 1
         self.jobs[jid] = {'jid': jid, 'name': name, 'state': state, 'start-time': self.clock, 'end-time': -1,
-                          'duration': 5}
+                          'duration': 5, 'tasks': {'running': 2, 'total': 2}}
+
+    def end(self, jid, state='CANCELED'):
+        self.clock += 1
+        self.jobs[jid]['state'] = state
+        self.jobs[jid]['end-time'] = self.clock
+
+    def forget(self, jid):
+        """Flink stops listing an ended job but still refuses its id."""
+        self.jobs.pop(jid)
+        self.forgotten.add(jid)
 
     def live(self, name=None):
         return [j for j in self.jobs.values() if j['state'] not in ('FINISHED', 'CANCELED', 'FAILED')
@@ -61,8 +75,10 @@ class FakeFlink(object):
             return FakeResponse(200, {'flink-version': self.version})
         if method == 'GET' and path == '/jars':
             return FakeResponse(200, {'files': [{'id': k, 'name': v} for k, v in self.jars.items()]})
+        if method == 'GET' and path == '/jobmanager/config':
+            return FakeResponse(200, [{'key': k, 'value': v} for k, v in self.cluster_config.items()])
         if method == 'POST' and path == '/jars/upload':
-            name = kwargs['files']['jarfile'][0]
+            name = kwargs['data'].filename if kwargs.get('data') is not None else kwargs['files']['jarfile'][0]
             jar_id = '%s_%s' % (uuid.uuid4(), name)
             self.jars[jar_id] = name
             return FakeResponse(200, {'filename': '/tmp/flink-web/upload/' + jar_id, 'status': 'success'})
@@ -71,7 +87,7 @@ class FakeFlink(object):
             if m.group(1) not in self.jars:
                 return flink_error(400, 'Jar file /tmp/x/%s does not exist' % m.group(1))
             jid = body['jobId']
-            if jid in self.jobs:
+            if jid in self.jobs or jid in self.forgotten:
                 return DUPLICATE_23
             if self.reject_run:
                 rejected = self.reject_run(body)
@@ -80,9 +96,12 @@ class FakeFlink(object):
                     return rejected
             self.add_job(jid, self.job_name_of(body))
             self.bodies[jid] = body
+            if body.get('savepointPath'):
+                self.restored[jid] = body['savepointPath']
             return FakeResponse(200, {'jobid': jid})
         m = re.match(r'^/jars/([^/]+)/plan$', path)
         if method == 'POST' and m:
+            self.plans.append(body)
             if self.reject_plan:
                 rejected = self.reject_plan(body)
                 if rejected is not None:
@@ -97,6 +116,8 @@ class FakeFlink(object):
             params = ((self.bodies.get(m.group(1)) or {}).get('flinkConfiguration') or {}).get(
                 'pipeline.global-job-parameters', '')
             user = dict(kv.split(':', 1) for kv in params.split(',') if kv)
+            if m.group(1) not in self.jobs:
+                return flink_error(404, 'Job could not be found.')
             return FakeResponse(200, {'jid': m.group(1), 'execution-config': {'user-config': user}})
         m = re.match(r'^/jobs/([0-9a-f]{32})/checkpoints/config$', path)
         if m and method == 'GET':
@@ -106,11 +127,15 @@ class FakeFlink(object):
         if m and method == 'GET':
             latest = {'savepoint': None, 'completed': None}
             for trigger, loc in self.savepoints.items():
-                if '-%s-' % m.group(1)[:6] in loc:
+                if '-%s-' % m.group(1)[-8:] in loc:
                     latest['savepoint'] = {'external_path': loc, 'trigger_timestamp': 2, 'discarded': False}
             cp = self.checkpoint_paths.get(m.group(1))
             if cp:
                 latest['completed'] = {'external_path': cp, 'trigger_timestamp': 1, 'discarded': False}
+            if m.group(1) in self.restored:
+                latest['restored'] = {'external_path': self.restored[m.group(1)], 'is_savepoint': True}
+            if m.group(1) not in self.jobs:
+                return flink_error(404, 'Job could not be found.')
             return FakeResponse(200, {'latest': latest})
         m = re.match(r'^/jobs/([0-9a-f]{32})$', path)
         if m and method == 'GET':
@@ -122,7 +147,8 @@ class FakeFlink(object):
                 return flink_error(404, 'Job could not be found.')
             if job['state'] in ('FINISHED', 'FAILED'):
                 return flink_error(409, 'Job is in terminal state')
-            job['state'] = 'CANCELED'
+            if job['state'] != 'CANCELED':
+                self.end(m.group(1), 'CANCELED')
             return FakeResponse(202, {})
         m = re.match(r'^/jobs/([0-9a-f]{32})/stop$', path)
         if m and method == 'POST':
@@ -131,8 +157,9 @@ class FakeFlink(object):
             if self.declined_stops:
                 self.failed_triggers[trigger] = self.declined_stops.pop(0)
                 return FakeResponse(202, {'request-id': trigger})
-            job['state'] = 'FINISHED'
-            self.savepoints[trigger] = 'file:/sp/savepoint-%s-%s' % (m.group(1)[:6], trigger[:12])
+            self.end(m.group(1), 'FINISHED')
+            self.savepoints[trigger] = '%s/savepoint-%s-%s' % (body.get('targetDirectory') or 'file:/sp',
+                                                               m.group(1)[-8:], trigger[:12])
             return FakeResponse(202, {'request-id': trigger})
         m = re.match(r'^/jobs/([0-9a-f]{32})/savepoints/([0-9a-f]+)$', path)
         if m and method == 'GET':

@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) flinkops.flink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils is PRIVATE to the flinkops.flink collection. It may change
+# without notice; do not import it from other collections.
+
+"""The data model of flink_job: jobs as Flink reports them, and what the user declared."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import zipfile
+from datetime import datetime
+
+from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkError
+from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
+from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+
+TERMINAL_STATES = frozenset(['FINISHED', 'CANCELED', 'FAILED'])
+ENDING_STATES = frozenset(['CANCELLING'])
+UPGRADE_MODES = ('savepoint', 'last-state', 'stateless')
+TASK_STATES = ('created', 'scheduled', 'deploying', 'initializing', 'running', 'finished', 'canceling', 'canceled',
+               'failed', 'reconciling')
+
+
+class InputError(FlinkError):
+    """The module's own input is wrong; nothing was sent."""
+
+
+class PlanError(FlinkError):
+    """The observed cluster does not allow a safe decision; nothing was changed."""
+
+
+# ---------------------------------------------------------------------------
+# Jobs as Flink reports them
+
+
+def _iso(ms):
+    if not isinstance(ms, int) or ms <= 0:
+        return None
+    return datetime.utcfromtimestamp(ms / 1000.0).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+
+
+def job_view(raw):
+    """A stable, documented shape for a job from ``/jobs/overview`` or ``/jobs/<id>``."""
+    jid = raw.get('jid') or raw.get('id')
+    start = raw.get('start-time')
+    end = raw.get('end-time')
+    view = {
+        'id': jid,
+        'name': raw.get('name'),
+        'state': raw.get('state'),
+        'start_time_ms': start if isinstance(start, int) and start > 0 else None,
+        'end_time_ms': end if isinstance(end, int) and end > 0 else None,
+        'duration_ms': raw.get('duration'),
+        'start_time': _iso(start),
+        'end_time': _iso(end),
+        'generation': ident.generation_of(jid),
+    }
+    tasks = raw.get('tasks')
+    if isinstance(tasks, dict):
+        view['tasks'] = dict((k, v) for k, v in tasks.items() if isinstance(v, int))
+    elif isinstance(raw.get('status-counts'), dict):   # GET /jobs/<id>
+        counts = dict((k.lower(), v) for k, v in raw['status-counts'].items() if isinstance(v, int))
+        counts['total'] = sum(counts.values())
+        view['tasks'] = counts
+    return view
+
+
+def is_live(job):
+    return job['state'] not in TERMINAL_STATES
+
+
+def is_ending(job):
+    return job['state'] in ENDING_STATES
+
+
+def health(job):
+    """How a live job is doing, from Flink's job status and task counts.
+
+    ``healthy``: RUNNING with every task RUNNING. ``starting``: scheduled or
+    deploying (also a RUNNING job whose tasks wait for slots). ``restarting``
+    and ``failing``: Flink's own job states. None for ended jobs.
+    """
+    if job is None or not is_live(job):
+        return None
+    state = job['state']
+    if state == 'RESTARTING':
+        return 'restarting'
+    if state in ('FAILING', 'CANCELLING'):
+        return state.lower()
+    if state != 'RUNNING':
+        return 'starting'
+    tasks = job.get('tasks')
+    if not tasks:
+        return 'healthy'
+    total = tasks.get('total')
+    running = tasks.get('running', 0)
+    if total is None:
+        total = sum(v for k, v in tasks.items() if k != 'total')
+    if tasks.get('failed') or tasks.get('canceling'):
+        return 'restarting'
+    if running + tasks.get('finished', 0) >= total > 0:
+        return 'healthy'
+    return 'starting'
+
+
+def describe(jobs):
+    return ', '.join('%s (%s, %s)' % (j['id'], j['name'], j['state']) for j in jobs)
+
+
+# ---------------------------------------------------------------------------
+# What the user declared
+
+
+def check_jar(path):
+    """SHA-256 of a readable jar file; InputError names what is wrong with it."""
+    if not os.path.exists(path):
+        raise InputError('jar %s does not exist on the host the module runs on' % path)
+    if not os.path.isfile(path):
+        raise InputError('jar %s is not a regular file' % path)
+    if not os.access(path, os.R_OK):
+        raise InputError('jar %s is not readable' % path)
+    try:
+        ok = zipfile.is_zipfile(path)
+    except (IOError, OSError) as exc:
+        raise InputError('jar %s cannot be read: %s' % (path, exc))
+    if not ok:
+        raise InputError('%s is not a jar file (not a zip archive)' % path)
+    return ident.sha256_file(path)
+
+
+class Version(object):
+    """One version of a job that can be submitted: the declared one, or a previous one to roll back to."""
+
+    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False):
+        self.name = name
+        self.spec = spec
+        self.jar_path = jar_path
+        self.jar_name = jar_name or (os.path.basename(jar_path) if jar_path else None)
+        self.allow_non_restored_state = allow_non_restored_state
+
+    @property
+    def jar_sha256(self):
+        return self.spec.jar_sha256
+
+    def record(self, restored_from, salt=None):
+        return ident.new_record(self.name, self.spec, jar_name=self.jar_name, restored_from=restored_from,
+                                salt=salt)
+
+
+def _restore_choice(restore_from):
+    if restore_from is None:
+        return None, False
+    if str(restore_from).strip().lower() == 'none':
+        return None, True
+    return str(restore_from).strip(), True
+
+
+class Desired(object):
+    """What the user declared, validated. Raises InputError on bad input; nothing is sent before."""
+
+    def __init__(self, name, state, jar=None, entry_class=None, args=None, secret_args=None, parallelism=None,
+                 config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
+                 savepoint_dir=None, wait=True, upgrade_mode='savepoint', allow_no_rollback=False):
+        if name is None or not str(name).strip():
+            raise InputError('name must not be empty: it is the job\'s identity')
+        if name != name.strip():
+            raise InputError('name %r has leading or trailing white space' % name)
+        self.name = name
+        self.state = state
+        if parallelism is not None and int(parallelism) < 1:
+            raise InputError('parallelism must be 1 or more, got %s' % parallelism)
+        if entry_class is not None and not entry_class.strip():
+            raise InputError('entry_class must not be an empty string')
+        if restore_from is not None and not str(restore_from).strip():
+            raise InputError('restore_from must not be empty (use none to force an empty start)')
+        if upgrade_mode not in UPGRADE_MODES:
+            raise InputError('upgrade_mode must be one of %s, got %r' % (', '.join(UPGRADE_MODES), upgrade_mode))
+        try:
+            flat = cfg.normalize_config(config)
+        except cfg.ConfigError as exc:
+            raise InputError('config: %s' % exc)
+        if (ident.SPEC_PARAM in flat.get(ident.GLOBAL_PARAMS_KEY, '')
+                or ident.GLOBAL_PARAMS_KEY + '.' + ident.SPEC_PARAM in flat):
+            raise InputError('config %s must not set %s: flink_job writes that key itself'
+                             % (ident.GLOBAL_PARAMS_KEY, ident.SPEC_PARAM))
+        public, secret = cfg.split_sensitive(flat)
+        self.jar = jar
+        self.restore_path, self.restore_decided = _restore_choice(restore_from)
+        self.restore_from = restore_from
+        self.upgrade_mode = upgrade_mode
+        self.allow_non_restored_state = bool(allow_non_restored_state)
+        self.allow_no_rollback = bool(allow_no_rollback)
+        self.savepoint = bool(savepoint)
+        self.savepoint_dir = savepoint_dir
+        self.wait = bool(wait)
+        self.spec = None
+        if state in ('present', 'upgraded'):
+            if not jar:
+                raise InputError('jar is required when state=%s' % state)
+            sha = check_jar(jar)
+            self.spec = ident.Spec(sha, entry_class, args, parallelism, public, secret_config=secret,
+                                   secret_args=secret_args)
+
+    @property
+    def spec_hash(self):
+        return self.spec.digest() if self.spec is not None else None
+
+    def job_id(self, generation):
+        return ident.job_id(self.name, generation)
+
+    def version(self):
+        return Version(self.name, self.spec, jar_path=self.jar,
+                       allow_non_restored_state=self.allow_non_restored_state)

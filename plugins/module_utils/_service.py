@@ -1,0 +1,324 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) flinkops.flink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils is PRIVATE to the flinkops.flink collection. It may change
+# without notice; do not import it from other collections.
+
+"""The Flink REST service layer: one method per operation on jobs, jars and savepoints.
+
+No decisions live here: the reconciler (``_job``), the info modules and
+``flink_savepoint`` all call these methods. Every method names what it was
+doing in its errors ("read the checkpoints of job X").
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.flinkops.flink.plugins.module_utils._api import (
+    FlinkApiError,
+    FlinkLostAnswer,
+    root_cause,
+)
+from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, is_live, job_view
+from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
+
+# Where the cluster's default savepoint directory is configured: Flink 2 name first.
+SAVEPOINT_DIR_KEYS = ('execution.checkpointing.savepoint-dir', 'state.savepoints.dir')
+
+# Causes with which Flink declines a savepoint of a job that is still starting or
+# recovering: worth another try once its tasks run.
+TRANSIENT_SAVEPOINT_MARKERS = (
+    'not all required tasks are currently running',
+    'is not being executed at the moment',
+    'not_all_required_tasks_running',
+    'checkpoint_declined_task_not_ready',
+    'checkpoint coordinator is suspending',
+    'unavailabledispatcheroperationexception',
+    'not available while the jobmanager is initializing',
+)
+
+
+def is_transient_savepoint_failure(exc):
+    text = ('%s %s' % (exc.cause or '', exc.msg or '')).lower()
+    return any(marker in text for marker in TRANSIENT_SAVEPOINT_MARKERS)
+
+
+def is_jar_missing(exc):
+    cause = (exc.cause or exc.msg or '').lower()
+    return exc.status == 404 or ('jar file' in cause and 'not exist' in cause)
+
+
+class SavepointResultLost(FlinkApiError):
+    """The job ended with a savepoint, but Flink lost the operation's result (a JobManager failover)."""
+
+
+def version_tuple(version):
+    parts = []
+    for piece in str(version or '').split('.'):
+        digits = ''.join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or (0,)
+
+
+def jar_marker(jar_sha256):
+    return 'flinkops-%s-' % jar_sha256[:16]
+
+
+def restore_point(checkpoints):
+    """(path, kind) of the newest savepoint or retained checkpoint in ``GET /jobs/<id>/checkpoints``, or None."""
+    latest = (checkpoints or {}).get('latest') or {}
+    found = []
+    for key, kind in (('savepoint', 'savepoint'), ('completed', 'checkpoint')):
+        entry = latest.get(key) or {}
+        if entry.get('external_path') and not entry.get('discarded'):
+            found.append((entry.get('trigger_timestamp') or 0, entry['external_path'], kind))
+    if not found:
+        return None
+    found.sort()
+    return found[-1][1], found[-1][2]
+
+
+def restored_source(checkpoints):
+    """The path an instance was started from, from ``latest.restored`` in ``GET /jobs/<id>/checkpoints``."""
+    restored = ((checkpoints or {}).get('latest') or {}).get('restored') or {}
+    return restored.get('external_path') or None
+
+
+def savepoint_target(base, trigger_id):
+    """A directory of its own for each savepoint flink_job takes, so a savepoint can be found by its trigger."""
+    if not base:
+        return None
+    return '%s/flinkops-%s' % (base.rstrip('/'), trigger_id)
+
+
+def find_local_savepoint(target):
+    """The one savepoint in ``target`` when that is a directory this host can read, else None."""
+    if not target:
+        return None
+    if target.startswith('file://'):
+        path = target[len('file://'):]
+    elif target.startswith('file:'):
+        path = target[len('file:'):]
+    elif target.startswith('/'):
+        path = target
+    else:
+        return None
+    if not os.path.isdir(path):
+        return None
+    found = [d for d in sorted(os.listdir(path))
+             if d.startswith('savepoint-') and os.path.isfile(os.path.join(path, d, '_metadata'))]
+    if len(found) != 1:
+        return None
+    return 'file:' + os.path.join(os.path.abspath(path), found[0])
+
+
+class FlinkJobs(object):
+    """Operations on jobs, jars and savepoints through a FlinkClient."""
+
+    # /jars/<id>/plan and /run run the program's main() inside the request; uploads move whole jars.
+    LONG_CALL_TIMEOUT = 120.0
+
+    def __init__(self, client, sleep=time.sleep):
+        self.client = client
+        self._sleep = sleep
+        self._version = None
+        self._cluster_config = None
+
+    # -- cluster ---------------------------------------------------------------
+    def version(self):
+        if self._version is None:
+            data = self.client.get('/config', 'read the cluster configuration')
+            self._version = data.get('flink-version') or '0'
+        return self._version
+
+    def supports_configuration(self):
+        """flinkConfiguration in run requests (Flink 1.17+)."""
+        return version_tuple(self.version()) >= (1, 17)
+
+    def cluster_config(self):
+        if self._cluster_config is None:
+            data = self.client.get('/jobmanager/config', 'read the cluster configuration', allow_404=True) or []
+            self._cluster_config = dict((e.get('key'), e.get('value')) for e in (data if isinstance(data, list) else [])
+                                        if isinstance(e, dict))
+        return self._cluster_config
+
+    def default_savepoint_dir(self):
+        """The cluster's default savepoint directory under either of its keys, or None."""
+        conf = self.cluster_config()
+        for key in SAVEPOINT_DIR_KEYS:
+            if conf.get(key):
+                return conf[key]
+        return None
+
+    # -- jobs --------------------------------------------------------------------
+    def overview(self):
+        data = self.client.get('/jobs/overview', 'list jobs')
+        return [job_view(j) for j in data.get('jobs', [])]
+
+    def job(self, jid):
+        data = self.client.get('/jobs/%s' % jid, 'read job %s' % jid, allow_404=True)
+        return job_view(data) if data is not None else None
+
+    def record(self, jid):
+        """The record flink_job stored with a job (``_identity.Record``), or None."""
+        data = self.client.get('/jobs/%s/config' % jid, 'read the configuration of job %s' % jid, allow_404=True)
+        user = ((data or {}).get('execution-config') or {}).get('user-config') or {}
+        return ident.record_from_user_config(user)
+
+    def checkpoints(self, jid):
+        return self.client.get('/jobs/%s/checkpoints' % jid, 'read the checkpoints of job %s' % jid, allow_404=True)
+
+    def checkpoint_config(self, jid):
+        return self.client.get('/jobs/%s/checkpoints/config' % jid, 'read the checkpoint settings of job %s' % jid,
+                               allow_404=True)
+
+    def failure_cause(self, jid):
+        data = self.client.get('/jobs/%s/exceptions' % jid, 'read the exceptions of job %s' % jid, allow_404=True)
+        if not data:
+            return None
+        entries = (data.get('exceptionHistory') or {}).get('entries') or []
+        if entries:
+            return root_cause({'errors': [entries[0].get('stacktrace') or entries[0].get('exceptionName') or '']})
+        if data.get('root-exception'):
+            return root_cause({'errors': [data['root-exception']]})
+        return None
+
+    def cancel(self, jid):
+        self.client.request('PATCH', '/jobs/%s' % jid, 'cancel job %s' % jid, params={'mode': 'cancel'},
+                            ok_statuses=(200, 202, 409), allow_404=True)
+
+    # -- jars --------------------------------------------------------------------
+    def jars(self):
+        return self.client.get('/jars', 'list uploaded jars').get('files', []) or []
+
+    def find_jar(self, jar_sha256):
+        marker = jar_marker(jar_sha256)
+        for f in self.jars():
+            if str(f.get('name', '')).startswith(marker):
+                return f['id']
+        return None
+
+    def upload_jar(self, path, jar_sha256):
+        """Upload ``path`` under a name that carries its content hash; returns the jar id.
+
+        The body is streamed from disk. A lost answer is never followed by a blind
+        second upload: the jar list is checked for the copy that may have arrived.
+        """
+        base = os.path.basename(path)
+        if not base.endswith('.jar'):
+            base += '.jar'
+        upload_name = jar_marker(jar_sha256) + base
+        what = 'upload jar %s' % path
+        for _attempt in range(3):
+            try:
+                data = self.client.upload(path, upload_name=upload_name, what=what, retry_lost=False,
+                                          timeout=self.LONG_CALL_TIMEOUT)
+            except FlinkLostAnswer:
+                found = self.find_jar(jar_sha256)
+                if found is not None:
+                    return found
+                continue
+            filename = data.get('filename') or ''
+            jar_id = filename.replace('\\', '/').rsplit('/', 1)[-1]
+            if not jar_id:
+                raise FlinkApiError('Could not upload jar %s: Flink answered without a file name (%r)' % (path, data))
+            return jar_id
+        raise FlinkApiError('Could not upload jar %s: the answer was lost three times and the jar did not arrive'
+                            % path)
+
+    def delete_jar(self, jar_id):
+        self.client.request('DELETE', '/jars/%s' % jar_id, 'delete jar %s' % jar_id, allow_404=True)
+
+    # -- submission ----------------------------------------------------------------
+    def program_body(self, version, jid=None, record=None):
+        """The part of the request that ``/plan`` and ``/run`` share: the same program, validated and run."""
+        spec = version.spec
+        body = {'programArgsList': spec.program_args()}
+        if jid:
+            body['jobId'] = jid
+        if spec.entry_class:
+            body['entryClass'] = spec.entry_class
+        if spec.parallelism:
+            body['parallelism'] = int(spec.parallelism)
+        if self.supports_configuration():
+            conf = spec.flink_config()
+            body['flinkConfiguration'] = ident.with_record(conf, record) if record is not None else conf
+        elif spec.config or spec.secret_config:
+            raise InputError('config needs Flink 1.17 or newer (the cluster runs %s); nothing was submitted'
+                             % self.version())
+        return body
+
+    def run_body(self, version, jid, restore_path, record):
+        body = self.program_body(version, jid, record)
+        if restore_path:
+            body['savepointPath'] = restore_path
+            body['allowNonRestoredState'] = bool(version.allow_non_restored_state)
+        return body
+
+    def plan_jar(self, jar_id, body, what):
+        return self.client.request('POST', '/jars/%s/plan' % jar_id, what, json_body=body,
+                                   timeout=self.LONG_CALL_TIMEOUT)
+
+    def run_jar(self, jar_id, body, what):
+        return self.client.request('POST', '/jars/%s/run' % jar_id, what, json_body=body, retry_lost=False,
+                                   timeout=self.LONG_CALL_TIMEOUT)
+
+    # -- savepoints ----------------------------------------------------------------
+    def trigger_stop(self, jid, trigger_id, target_dir=None):
+        body = {'drain': False, 'triggerId': trigger_id}
+        if target_dir:
+            body['targetDirectory'] = target_dir
+        return self.client.request('POST', '/jobs/%s/stop' % jid, 'stop job %s with a savepoint' % jid,
+                                   json_body=body)
+
+    def trigger_savepoint(self, jid, trigger_id, target_dir=None):
+        body = {'cancel-job': False, 'triggerId': trigger_id}
+        if target_dir:
+            body['target-directory'] = target_dir
+        return self.client.request('POST', '/jobs/%s/savepoints' % jid, 'trigger a savepoint of job %s' % jid,
+                                   json_body=body)
+
+    def savepoint_status(self, jid, trigger_id):
+        return self.client.get('/jobs/%s/savepoints/%s' % (jid, trigger_id),
+                               'read the savepoint status of job %s' % jid, allow_404=True)
+
+    def wait_savepoint(self, jid, trigger_id, retrigger, deadline, what):
+        """Poll a savepoint/stop trigger until Flink reports its location; FlinkApiError on failure."""
+        while True:
+            status = self.savepoint_status(jid, trigger_id)
+            if status is None:
+                view = self.job(jid)
+                if view is not None and is_live(view):
+                    # The trigger was lost (leader change): the same trigger id is safe to send again.
+                    retrigger()
+                else:
+                    raise SavepointResultLost('%s: job %s ended, but Flink no longer knows the result of the '
+                                              'savepoint (trigger %s)' % (what, jid, trigger_id))
+            elif (status.get('status') or {}).get('id') == 'COMPLETED':
+                op = status.get('operation') or {}
+                if op.get('location'):
+                    return op['location']
+                failure = op.get('failure-cause') or {}
+                cause = root_cause({'errors': [failure.get('stack-trace') or failure.get('class') or 'unknown']})
+                raise FlinkApiError('%s: %s' % (what, cause), cause=cause)
+            if deadline.expired():
+                raise FlinkApiError('%s: the savepoint did not complete within wait_timeout=%.0f s'
+                                    % (what, deadline.timeout))
+            self._sleep(min(POLL_INTERVAL, deadline.remaining()))
+
+    def dispose_savepoint(self, path):
+        """Trigger a disposal; a lost answer raises FlinkLostAnswer (the caller knows it may have gone through)."""
+        return self.client.request('POST', '/savepoint-disposal', 'dispose savepoint %s' % path,
+                                   json_body={'savepoint-path': path}, retry_lost=False)
+
+    def disposal_status(self, trigger_id):
+        return self.client.get('/savepoint-disposal/%s' % trigger_id, 'read the savepoint disposal status',
+                               allow_404=True)
