@@ -80,7 +80,7 @@ def main(argv=None):
 
         client = api.FlinkClient([url], api.Deadline(600))
         desired = model.Desired(name=name, state='present', jar=jar, entry_class=EXAMPLE_CLASS,
-                                 args=['--job-name', name], restore_from='none')
+                                args=['--job-name', name], restore_from='none')
         started = time.perf_counter()
         result = jobmod.JobReconciler(client, desired).run()
         took = time.perf_counter() - started

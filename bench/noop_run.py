@@ -64,7 +64,7 @@ def main(argv=None):
         for dummy in range(args.runs):
             client = api.FlinkClient([cluster.url], api.Deadline(60))
             desired = model.Desired(name=name, state='present', jar=jar, entry_class=EXAMPLE_CLASS,
-                                     args=['--job-name', name])
+                                    args=['--job-name', name])
             started = time.perf_counter()
             result = jobmod.JobReconciler(client, desired).run()
             times.append(time.perf_counter() - started)

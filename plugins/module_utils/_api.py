@@ -261,6 +261,14 @@ class FlinkClient(object):
         """The endpoint currently in use."""
         return self.urls[self._current]
 
+    @property
+    def current_index(self):
+        return self._current
+
+    def use_index(self, index):
+        """Send the next requests to ``urls[index]`` first (the rotation goes on from there)."""
+        self._current = index % len(self.urls)
+
     def _rotate(self):
         self._current = (self._current + 1) % len(self.urls)
 

@@ -56,6 +56,9 @@ from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL
 
 # How often one run may observe and plan again after another run acted in between.
 MAX_REPLANS = 8
+# Flink's REST answers about a job (checkpoint statistics included) come from a cache refreshed every 3 s: right
+# after a job ended, ``latest.completed`` may still name a checkpoint Flink has already replaced and deleted.
+STATS_REFRESH_S = 3.5
 
 
 class UpgradeError(FlinkError):
@@ -93,6 +96,7 @@ class JobReconciler(object):
         # Never go below a generation this run has seen: after a failover Flink may list none of the
         # ended instances and accept their ids again.
         self._floor = 0
+        self._stats_fresh_at = None   # when checkpoint statistics reflect a job this run saw end
 
     @property
     def deadline(self):
@@ -148,6 +152,8 @@ class JobReconciler(object):
         """Ended instances newest first, up to the first one that tells where the state is."""
         history = []
         for job in obs.ended_candidates():
+            self._await_fresh_stats()
+            self._await_stats_after(job)
             cps = self.api.checkpoints(job['id'])
             point = restore_point(cps)
             restored = restored_source(cps)
@@ -376,10 +382,13 @@ class JobReconciler(object):
         # 1. Everything that can fail is checked while the old version keeps running.
         jar_id = self._jar_for(new)
         self._validate(new, jar_id)
-        if previous is not None and previous.jar_sha256 != new.jar_sha256 and self._jar_for(previous) is None:
-            raise PlanError('Upgrade of job %r would have no way back: the jar of the running version (sha256 %s, %s) '
-                            'is no longer on the cluster. The running job was not touched.'
-                            % (d.name, previous.jar_sha256[:16], previous.jar_name))
+        if previous is not None and previous.jar_sha256 != new.jar_sha256:
+            # Jars live with the JobManager whose REST endpoint took the upload: look at every url.
+            if self.api.find_jar_on_any(previous.jar_sha256, keep=False) is None and not d.allow_no_rollback:
+                raise PlanError('Upgrade of job %r would have no way back: the jar of the running version (sha256 %s, '
+                                '%s) is on none of the JobManagers in url. The running job was not touched. Set '
+                                'allow_no_rollback: true to upgrade anyway.'
+                                % (d.name, previous.jar_sha256[:16], previous.jar_name))
         # 2. Take the state out of the running job.
         restore_path = None
         if d.upgrade_mode == 'savepoint':
@@ -440,6 +449,7 @@ class JobReconciler(object):
                                 % (d.name, old['id'], self.deadline.timeout))
         self.api.cancel(old['id'])
         self._wait_terminal(old['id'])
+        self._await_fresh_stats()
         point = restore_point(self.api.checkpoints(old['id']))
         if point is None:
             raise FlinkApiError('Job %r (%s) was cancelled for a last-state upgrade, but Flink reports no retained '
@@ -544,12 +554,19 @@ class JobReconciler(object):
 
     # -- submission --------------------------------------------------------------------------
     def _jar_for(self, version):
-        """Jar id of a version's jar on the cluster, uploading it when the module has the file."""
+        """Jar id of a version's jar on the cluster, uploading it when the module has the file.
+
+        A version whose file the module does not have (the previous one, on rollback)
+        may sit on another JobManager than the current endpoint: the client then
+        moves to the endpoint that has it.
+        """
         sha = version.jar_sha256
-        if sha not in self._jar_ids:
+        if sha not in self._jar_ids or self._jar_ids[sha] is None:
             jar_id = self.api.find_jar(sha)
             if jar_id is None and version.jar_path:
                 jar_id = self.api.upload_jar(version.jar_path, sha)
+            elif jar_id is None:
+                jar_id = self.api.find_jar_on_any(sha, keep=True)
             self._jar_ids[sha] = jar_id
         if version.jar_path:
             self.jar_id = self._jar_ids[sha]
@@ -656,10 +673,40 @@ class JobReconciler(object):
                    '; latest exception: %s' % cause if cause else ''),
                 cause='not RUNNING within wait_timeout=%.0f s' % self.deadline.timeout)
 
+    def _await_stats_after(self, job):
+        """An instance that ended moments ago (another run stopped it): give Flink's stats cache time to catch up.
+
+        Its age is judged by this host's clock against Flink's end time; an end
+        time that looks recent, or lies in the future (clock skew), costs one
+        pause of at most STATS_REFRESH_S.
+        """
+        end = job.get('end_time_ms')
+        if not end:
+            return
+        age = time.time() - end / 1000.0
+        if age < 60:
+            self._sleep(max(0.0, min(STATS_REFRESH_S, STATS_REFRESH_S - age)) if age >= 0 else STATS_REFRESH_S)
+
+    def _await_fresh_stats(self):
+        if self._stats_fresh_at is not None:
+            pause = self._stats_fresh_at - self.deadline.now()
+            if pause > 0:
+                self._sleep(pause)
+            self._stats_fresh_at = None
+
     def _wait_terminal(self, jid):
+        seen_live = []
+
+        def ended(view):
+            if view is not None and is_live(view):
+                seen_live.append(True)
+                return False
+            return True
         try:
-            return wait_for(lambda: self.api.job(jid), lambda v: v is None or not is_live(v), self.deadline,
-                            'job %s ended' % jid, sleep=self._sleep)
+            view = wait_for(lambda: self.api.job(jid), ended, self.deadline, 'job %s ended' % jid, sleep=self._sleep)
+            if seen_live:
+                self._stats_fresh_at = self.deadline.now() + STATS_REFRESH_S
+            return view
         except WaitTimeout as exc:
             raise FlinkApiError('Job %r (id %s) did not end within wait_timeout=%.0f s (state %s)'
                                 % (self.desired.name, jid, self.deadline.timeout,

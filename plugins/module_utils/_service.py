@@ -21,6 +21,7 @@ import time
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     FlinkApiError,
+    FlinkError,
     FlinkLostAnswer,
     root_cause,
 )
@@ -28,8 +29,9 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _identity as
 from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, is_live, job_view
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
-# Where the cluster's default savepoint directory is configured: Flink 2 name first.
+# Where the cluster's default savepoint and checkpoint directories are configured: Flink 2 name first.
 SAVEPOINT_DIR_KEYS = ('execution.checkpointing.savepoint-dir', 'state.savepoints.dir')
+CHECKPOINT_DIR_KEYS = ('execution.checkpointing.dir', 'state.checkpoints.dir')
 
 # Causes with which Flink declines a savepoint of a job that is still starting or
 # recovering: worth another try once its tasks run.
@@ -206,6 +208,28 @@ class FlinkJobs(object):
                 return f['id']
         return None
 
+    def find_jar_on_any(self, jar_sha256, keep):
+        """The jar's id on the first endpoint in ``url`` that has it, or None.
+
+        Jars live with the JobManager whose REST endpoint took the upload. With
+        ``keep`` the client stays on that endpoint (to run the jar there), else it
+        goes back to the endpoint it used before.
+        """
+        client = self.client
+        start = client.current_index
+        for step in range(len(client.urls)):
+            client.use_index((start + step) % len(client.urls))
+            try:
+                jar_id = self.find_jar(jar_sha256)
+            except FlinkError:
+                jar_id = None
+            if jar_id is not None:
+                if not keep:
+                    client.use_index(start)
+                return jar_id
+        client.use_index(start)
+        return None
+
     def upload_jar(self, path, jar_sha256):
         """Upload ``path`` under a name that carries its content hash; returns the jar id.
 
@@ -256,8 +280,34 @@ class FlinkJobs(object):
                              % self.version())
         return body
 
+    def checkpoint_dir(self, version, record):
+        """A checkpoint directory of this instance's own: ``<base>/flinkops-<record salt>``, or None.
+
+        Flink writes checkpoints to ``<dir>/<job id>/chk-N``. An HA cluster accepts an
+        ended job id again after a failover, and a fresh instance under an old id
+        then collides with that id's retained ``chk-N`` and deletes it. With a
+        directory per instance no instance ever writes next to another's.
+        """
+        if not self.supports_configuration():
+            return None
+        base = None
+        for source in (version.spec.config, self.cluster_config()):
+            for key in CHECKPOINT_DIR_KEYS:
+                if source.get(key):
+                    base = source[key]
+                    break
+            if base:
+                break
+        if not base:
+            return None
+        return '%s/flinkops-%s' % (str(base).rstrip('/'), record.salt)
+
     def run_body(self, version, jid, restore_path, record):
         body = self.program_body(version, jid, record)
+        own_dir = self.checkpoint_dir(version, record) if record is not None else None
+        if own_dir:
+            for key in CHECKPOINT_DIR_KEYS:
+                body['flinkConfiguration'][key] = own_dir
         if restore_path:
             body['savepointPath'] = restore_path
             body['allowNonRestoredState'] = bool(version.allow_non_restored_state)

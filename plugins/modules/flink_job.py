@@ -179,6 +179,10 @@ notes:
     under different generations. After every accepted submission the module lists the job's live instances again;
     every run that sees two picks the same survivor (the instance started from state, else the earlier one) and
     cancels the other. A run whose own instance lost reports RV(action=superseded) and the survivor's id.
+  - Checkpoints. Each instance gets a checkpoint directory of its own, C(<base>/flinkops-<salt>/<job id>/chk-N), where
+    C(<base>) is C(execution.checkpointing.dir) or C(state.checkpoints.dir) from O(config) or the cluster, because
+    Flink accepts an ended job id again after a failover and a fresh instance under it would overwrite and delete
+    the old instance's retained checkpoints.
   - Jars are uploaded under the name C(flinkops-<sha256 prefix>-<file name>), which is how the module recognises
     them on the next run.
   - A no-op run (the job is already running) sends two requests, C(GET /jobs/overview) and C(GET /jobs/<id>/config)

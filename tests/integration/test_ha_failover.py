@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from tests.harness.cluster import FlinkCluster
 from tests.harness.cluster import _alive as alive
@@ -163,7 +164,7 @@ def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_n
             live = live_jobs(urls[standby], name)
             tally.duplicates += int(w.max_live > 1)
             tally.lost += int(len(live) != 1)
-            assert killed, 'the leader was never killed: the upgrade did not reach the stop'
+            assert killed, 'the leader was never killed: the upgrade did not reach the stop\n%s' % r.output
             assert not r.failed, r.output
             assert w.max_live <= 1, 'two live instances seen'
             assert [j['jid'] for j in live] == [r['job_id']]
@@ -200,6 +201,19 @@ def test_leader_killed_during_absent(ha_cluster, ansible, jar, job_name, fault_r
             restore_killed(ha_cluster, leader)
 
 
+def wait_answers(url, timeout=120):
+    """Until a JobManager's REST answers the job list (the new leader was elected)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if requests.get(url + '/jobs/overview', timeout=3).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError('%s did not answer within %d s' % (url, timeout))
+
+
 def test_runs_that_saw_different_histories_agree_on_one_survivor(ha_cluster, ansible, jar, job_name, fault_report):
     """Run A lists the stopped instance before a leader SIGKILL; run B lists nothing after it (FACTS.md).
 
@@ -227,7 +241,7 @@ def test_runs_that_saw_different_histories_agree_on_one_survivor(ha_cluster, ans
                 # A has observed (generation 0 ended, with a savepoint) and is about to submit.
                 killed.append(time.monotonic())
                 ha_cluster.kill_jobmanager(leader)
-                ha_cluster.wait_ready(timeout=120, urls=[urls[standby]])
+                wait_answers(urls[standby])
                 results['b'] = ansible.start('flink_job', dict(args_for(jar, name, [proxy_b.url]),
                                                                wait_timeout=240))
                 assert b_waiting.wait(180), 'run B never reached its submission'

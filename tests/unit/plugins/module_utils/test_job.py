@@ -772,3 +772,47 @@ def test_a_lost_savepoint_is_found_in_its_own_directory_only_when_unambiguous(tm
     (target / 'savepoint-123456-bbbb').mkdir()
     (target / 'savepoint-123456-bbbb' / '_metadata').write_bytes(b'x')
     assert service.find_local_savepoint('file://%s' % target) is None          # two: never guess
+
+
+def test_each_instance_checkpoints_into_a_directory_of_its_own(jar):
+    flink = FakeFlink()
+    flink.cluster_config['state.checkpoints.dir'] = 'file:/cp'
+    first = reconcile(flink, desired(jar))
+    conf = flink.bodies[first['job_id']]['flinkConfiguration']
+    salt = record_of(flink, first['job_id']).salt
+    assert conf['execution.checkpointing.dir'] == conf['state.checkpoints.dir'] == 'file:/cp/flinkops-%s' % salt
+    reconcile(flink, model.Desired(name='orders', state='absent', savepoint=True))
+    second = reconcile(flink, desired(jar, config={'execution.checkpointing.dir': 's3://b/cp/'}))
+    conf2 = flink.bodies[second['job_id']]['flinkConfiguration']
+    assert conf2['execution.checkpointing.dir'] == 's3://b/cp/flinkops-%s' % record_of(flink, second['job_id']).salt
+    assert record_of(flink, second['job_id']).spec.config == {'execution.checkpointing.dir': 's3://b/cp/'}
+
+
+def test_checkpoint_statistics_are_read_only_once_they_caught_up_with_the_end(jar):
+    flink = FakeFlink()
+    first = start(flink, jar)
+    flink.jobs[first['job_id']]['state'] = 'CANCELLING'
+    flink.checkpoint_paths[first['job_id']] = 'file:/cp/stale/chk-4'
+    clock = FakeClock()
+    reads = []
+
+    polls = []
+
+    def cancel_completes(method, path, body):
+        if method == 'GET' and path == '/jobs/%s' % first['job_id']:
+            polls.append(1)
+            if len(polls) == 2:
+                flink.end(first['job_id'], 'CANCELED')
+    flink.hooks.append(cancel_completes)
+
+    def stats(method, path, body):
+        if path == '/jobs/%s/checkpoints' % first['job_id']:
+            reads.append(clock.now)
+            flink.checkpoint_paths[first['job_id']] = 'file:/cp/final/chk-5'
+    flink.hooks.append(stats)
+    client = api.FlinkClient(['http://jm:8081'], api.Deadline(60, clock=clock), session=FakeSession(flink),
+                             sleep=clock.sleep)
+    r = jobmod.JobReconciler(client, desired(jar), sleep=clock.sleep).run()
+    ended_at = clock.sleeps and sum(clock.sleeps[:-1])
+    assert len(polls) >= 2 and reads and reads[0] - ended_at >= jobmod.STATS_REFRESH_S - 0.01
+    assert r['restored_from']['path'] == 'file:/cp/final/chk-5'
