@@ -64,9 +64,11 @@ roles: venv collection
 lint: venv collection
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
 
-# Benchmarks (not part of make test): the cost of a no-op run on a running job.
+# Benchmarks (not part of make test): the no-op run, jar upload memory, a forgotten history.
 bench: venv collection
 	$(VPY) -m bench.noop_run --version $(DEMO_FLINK_VERSION)
+	$(VPY) -m bench.upload_memory --version $(DEMO_FLINK_VERSION) --size-mib 200
+	$(VPY) -m bench.forgotten_generations --version $(DEMO_FLINK_VERSION) --history 100
 
 # The README's fault table, from the fault cases of the last integration run.
 fault-report: venv
