@@ -54,8 +54,8 @@ def fault_report(flink_version):
     """Records fault cases for the README table (tests/harness/report.py); started afresh per session."""
     report.reset(flink_version)
 
-    def record(fault, operation, runs, duplicates, lost, converge_s, module_runs=None):
-        report.record(flink_version, fault, operation, runs, duplicates, lost, converge_s, module_runs)
+    def record(fault, operation, runs, duplicates, lost, converge_s, module_runs=None, measured=False):
+        report.record(flink_version, fault, operation, runs, duplicates, lost, converge_s, module_runs, measured)
     return record
 
 

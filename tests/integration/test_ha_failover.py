@@ -265,7 +265,7 @@ def test_runs_that_saw_different_histories_agree_on_one_survivor(ha_cluster, ans
             tally.duplicates += int(len(live) > 1)
             fault_report('both ids accepted after a failover (time = how long two instances were live)',
                          'present: different histories', runs=1, duplicates=int(w.max_live > 1), lost=0,
-                         converge_s=[w.overlap_s])
+                         converge_s=[w.overlap_s], measured=True)
             assert killed and b is not None, 'the case did not run as planned'
             assert not a.failed, a.output
             assert not b.failed, b.output
