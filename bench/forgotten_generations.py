@@ -20,21 +20,13 @@ Prints a table; nothing is asserted.
 """
 
 import argparse
-import os
-import sys
-import tempfile
 import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, 'build', 'collections'))
-
-from tests.harness.cluster import FlinkCluster  # noqa: E402
+from bench._setup import start_cluster  # noqa: E402
 from tests.harness.jobs import build_jar  # noqa: E402
-from tests.integration.ansible_play import ensure_collection_link  # noqa: E402
-from tests.integration.conftest import EXAMPLE_CLASS, free_port_block  # noqa: E402
+from tests.integration.conftest import EXAMPLE_CLASS  # noqa: E402
 
 
 def main(argv=None):
@@ -42,18 +34,13 @@ def main(argv=None):
     parser.add_argument('--version', default='2.3.0')
     parser.add_argument('--history', type=int, default=100)
     args = parser.parse_args(argv)
-    ensure_collection_link()
     from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
     from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
     from ansible_collections.flinkops.flink.plugins.module_utils import _job as jobmod
     from ansible_collections.flinkops.flink.plugins.module_utils import _model as model
 
     jar = build_jar(args.version, 'v1')
-    port = free_port_block(18100, 18900, 10)
-    work = tempfile.mkdtemp(prefix='bench-', dir=os.path.join(ROOT, 'build'))
-    cluster = FlinkCluster(args.version, os.path.join(work, 'cluster'), rest_port=port, slots=4,
-                           extra_config={'jobstore.expiration-time': 1})
-    cluster.start()
+    cluster, unused_work = start_cluster(args.version, slots=4, extra_config={'jobstore.expiration-time': 1})
     try:
         name = 'bench-forgotten'
         url = cluster.url

@@ -26,8 +26,8 @@ from ansible_collections.flinkops.flink.plugins.module_utils._model import (
     describe,
     is_ending,
     is_live,
+    version_tuple,
 )
-from ansible_collections.flinkops.flink.plugins.module_utils._service import version_tuple
 
 EXPLICIT_EMPTY = 'none'
 

@@ -15,8 +15,8 @@ import time
 import uuid
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, FlinkLostAnswer, root_cause
-from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, PlanError, describe, is_live
+from ansible_collections.flinkops.flink.plugins.module_utils._plan import Observation
 from ansible_collections.flinkops.flink.plugins.module_utils._service import FlinkJobs
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
@@ -32,15 +32,13 @@ def find_live_job(api, name=None, job_id=None):
             raise PlanError('Job %s is not running (%s); no savepoint taken'
                             % (job_id, view['state'] if view else 'unknown to the cluster'))
         return view
-    jobs = api.overview()
-    live = [j for j in jobs if is_live(j) and ident.belongs_to(j['id'], name)]
+    obs = Observation(name, api.overview())
+    live = [j for j in obs.own if is_live(j)]
     if not live:
-        # A job started outside flinkops under this Flink name, unless another declaration records it.
-        for j in jobs:
-            if is_live(j) and j['name'] == name:
-                record = api.record(j['id'])
-                if record is None or record.name in (None, name):
-                    live.append(j)
+        # A job started outside flinkops under this Flink name: flink_job's adoption rule decides.
+        named = [j for j in obs.named if is_live(j)]
+        obs.records.update((j['id'], api.record(j['id'])) for j in named)
+        live = [j for j in named if obs.adoptable(j)]
     if not live:
         raise PlanError('No live job named %r; no savepoint taken' % name)
     if len(live) > 1:

@@ -26,7 +26,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     root_cause,
 )
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
-from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, is_live, job_view
+from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, is_live, job_view, version_tuple
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
 # Where the cluster's default savepoint and checkpoint directories are configured: Flink 2 name first.
@@ -58,16 +58,6 @@ def is_jar_missing(exc):
 
 class SavepointResultLost(FlinkApiError):
     """The job ended with a savepoint, but Flink lost the operation's result (a JobManager failover)."""
-
-
-def version_tuple(version):
-    parts = []
-    for piece in str(version or '').split('.'):
-        digits = ''.join(c for c in piece if c.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts) or (0,)
 
 
 def jar_marker(jar_sha256):

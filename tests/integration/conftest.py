@@ -125,6 +125,16 @@ def cancel_all_and_wait(url, timeout=60):
         time.sleep(0.3)
 
 
+def assert_one_instance_one_change(results, watcher, url, name):
+    """Concurrent runs of one job: none failed, exactly one acted, all report the same job, one ever ran."""
+    for r in results:
+        assert not r.failed, r.output
+    assert sum(1 for r in results if r['changed']) == 1, [r['action'] for r in results]
+    assert len(set(r['job_id'] for r in results)) == 1
+    assert watcher.max_live == 1 and watcher.samples > 0
+    assert len(live_jobs(url, name)) == 1
+
+
 class Watcher(object):
     """Polls the cluster in the background and remembers the most live instances of a name it ever saw."""
 

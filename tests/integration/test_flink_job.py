@@ -8,7 +8,8 @@ import time
 import requests
 
 from tests.harness.faultproxy import FaultProxy
-from tests.integration.conftest import EXAMPLE_CLASS, cancel_all_and_wait, live_jobs
+from tests.integration.conftest import (EXAMPLE_CLASS, assert_one_instance_one_change, cancel_all_and_wait,
+                                        live_jobs)
 
 
 def job_args(jar, name, **extra):
@@ -115,12 +116,7 @@ def test_four_concurrent_runs_give_one_instance_and_one_change(cluster, ansible,
     args = with_url(cluster, job_args(jar, job_name))
     with watcher(job_name) as w:
         results = ansible.run_many([('flink_job', args)] * 4)
-    for r in results:
-        assert not r.failed, r.output
-    assert sum(1 for r in results if r['changed']) == 1, [r['action'] for r in results]
-    assert len(set(r['job_id'] for r in results)) == 1
-    assert w.max_live == 1 and w.samples > 0
-    assert len(live_jobs(cluster.url, job_name)) == 1
+    assert_one_instance_one_change(results, w, cluster.url, job_name)
 
 
 def test_job_started_by_hand_is_adopted_not_doubled(cluster, ansible, jar, job_name):

@@ -14,7 +14,7 @@ import requests
 
 from tests.harness.cluster import FlinkCluster
 from tests.harness.faultproxy import FaultProxy
-from tests.integration.conftest import EXAMPLE_CLASS, free_port_block, live_jobs
+from tests.integration.conftest import EXAMPLE_CLASS, assert_one_instance_one_change, free_port_block, live_jobs
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
 
@@ -64,12 +64,7 @@ def test_four_concurrent_runs_with_two_specs_give_one_instance(cluster, ansible,
     with watcher(job_name) as w:
         results = ansible.run_many(calls)
         w.wait_samples()
-    for r in results:
-        assert not r.failed, r.output
-    assert sum(1 for r in results if r['changed']) == 1, [r['action'] for r in results]
-    assert len(set(r['job_id'] for r in results)) == 1
-    assert w.max_live == 1 and w.samples > 0
-    assert len(live_jobs(cluster.url, job_name)) == 1
+    assert_one_instance_one_change(results, w, cluster.url, job_name)
 
 
 def test_a_stale_present_inside_an_upgrade_window_never_gives_two(cluster, ansible, jar, jar_v2, job_name, watcher):
