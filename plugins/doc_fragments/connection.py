@@ -68,7 +68,9 @@ options:
   wait_timeout:
     description:
       - Upper bound in seconds for everything the module does, including waiting for an unreachable cluster,
-        a leader election, a job to reach its state, or a savepoint.
+        a leader election, a job to reach its state and pass the health gate, or a savepoint.
+      - One exception, in P(flinkops.flink.flink_job#module) only. A stop-with-savepoint that Flink has begun cannot
+        be called back, so it is followed to its end (see that module's O(flinkops.flink.flink_job#module:rollback_timeout)).
     type: int
     default: 120
 notes:

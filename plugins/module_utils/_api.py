@@ -188,12 +188,29 @@ def validate_url(url):
 
 
 class Deadline(object):
-    """One time budget for a whole module run (``wait_timeout``)."""
+    """A time budget: the whole module run (``wait_timeout``), or one phase of it.
 
-    def __init__(self, timeout, clock=time.monotonic):
+    ``label`` names the budget in messages (``describe()``): a phase of an
+    upgrade says which part of ``wait_timeout`` ran out.
+    """
+
+    def __init__(self, timeout, clock=time.monotonic, label='wait_timeout'):
         self.timeout = float(timeout)
         self._clock = clock
         self._end = clock() + self.timeout
+        self.label = label
+
+    @classmethod
+    def ending_at(cls, end, clock=time.monotonic, label='wait_timeout', timeout=None):
+        """A budget that runs out at ``end`` (the clock's seconds); ``timeout`` is what ``describe()`` names."""
+        deadline = cls(0, clock=clock, label=label)
+        deadline._end = end
+        deadline.timeout = float(timeout if timeout is not None else max(0.0, end - clock()))
+        return deadline
+
+    @property
+    def end(self):
+        return self._end
 
     def now(self):
         """The deadline's clock (monotonic seconds)."""
@@ -204,6 +221,9 @@ class Deadline(object):
 
     def expired(self):
         return self.remaining() <= 0.0
+
+    def describe(self):
+        return '%s=%.0f s' % (self.label, self.timeout)
 
 
 class FlinkClient(object):
@@ -434,8 +454,8 @@ class FlinkClient(object):
                     unresolved = '; cannot resolve %s' % ', '.join(
                         '%s (url %s)' % (e['host'], u) for u, e in sorted(self._unresolved.items()))
                 raise FlinkNotReadyTimeout(
-                    'Flink was not ready to %s within wait_timeout=%.0f s; last problem: %s%s'
-                    % (what, self.deadline.timeout, last_problem, unresolved), url=base)
+                    'Flink was not ready to %s within %s; last problem: %s%s'
+                    % (what, self.deadline.describe(), last_problem, unresolved), url=base)
             if tried_in_round >= len(self.urls):
                 tried_in_round = 0
                 self._sleep(min(backoff, self.deadline.remaining()))

@@ -29,6 +29,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     FlinkApiError,
     FlinkError,
     FlinkLostAnswer,
+    FlinkNotReadyTimeout,
     is_duplicate_submission,
 )
 from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
@@ -44,6 +45,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _plan as pla
 from ansible_collections.flinkops.flink.plugins.module_utils._service import (
     FlinkJobs,
     SavepointResultLost,
+    SavepointTimeout,
     find_local_savepoint,
     is_jar_missing,
     is_transient_savepoint_failure,
@@ -52,21 +54,23 @@ from ansible_collections.flinkops.flink.plugins.module_utils._service import (
     restored_source,
     savepoint_target,
 )
+from ansible_collections.flinkops.flink.plugins.module_utils._upgrade import UpgradeError, UpgradeTransaction  # noqa: F401
+from ansible_collections.flinkops.flink.plugins.module_utils._health import HealthGate, NotHealthy
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL, WaitTimeout, wait_for
 
 # How often one run may observe and plan again after another run acted in between.
 MAX_REPLANS = 8
+# Flink's default execution.checkpointing.timeout: a savepoint in flight ends within it.
+DEFAULT_CHECKPOINT_TIMEOUT_S = 600.0
+# Following a stop-with-savepoint past the budget: slack on top of the checkpoint timeout (a failover), and the
+# budget for what comes after it when no rollback budget applies (the job ending, for state=absent).
+FOLLOW_GRACE_S = 30.0
+# After a lost /run answer: how long to look for the job id before sending the submission again.
+LOST_ANSWER_GRACE_S = 10.0
+AFTER_FOLLOW_S = 30.0
 # Flink's REST answers about a job (checkpoint statistics included) come from a cache refreshed every 3 s: right
 # after a job ended, ``latest.completed`` may still name a checkpoint Flink has already replaced and deleted.
 STATS_REFRESH_S = 3.5
-
-
-class UpgradeError(FlinkError):
-    """An upgrade failed; ``result`` tells what was left running and where the state is."""
-
-    def __init__(self, msg, result):
-        super(UpgradeError, self).__init__(msg)
-        self.result = result
 
 
 class Submitted(object):
@@ -312,6 +316,16 @@ class JobReconciler(object):
         after = self._declared_state(sub.job_id, sub.generation, restore)
         if survivor is not None:
             return self._superseded(survivor, sub.job_id, after)
+        if d.wait:
+            verdict = HealthGate(self.api, d.health, sleep=self._sleep).verify(sub.job_id, self.deadline)
+            extra['verification'] = verdict.evidence
+            job = verdict.view or job
+            if not verdict.ok:
+                after['flink_state'] = job['state']
+                result = self._result(True, 'submitted', job=job, before={'state': 'absent'}, after=after, **extra)
+                raise NotHealthy('Job %r was submitted as %s, but it is not healthy: %s. It is left as Flink runs it '
+                                 '(there is no previous version to go back to): fix the job and run again, or remove '
+                                 'it with state=absent.' % (d.name, sub.job_id, verdict.reason), result)
         after['flink_state'] = job['state']
         return self._result(True, 'submitted', job=job, before={'state': 'absent'}, after=after, **extra)
 
@@ -372,70 +386,7 @@ class JobReconciler(object):
 
     # -- upgrade -----------------------------------------------------------------------
     def _upgrade(self, the_plan, obs, done):
-        d = self.desired
-        old = the_plan.live
-        previous = the_plan.previous
-        new = d.version()
-        before = self._state_of(old, obs.records.get(old['id']))
-        extra = {'previous_job_id': old['id'], 'upgrade_mode': d.upgrade_mode, 'adopted': the_plan.adopted}
-
-        # 1. Everything that can fail is checked while the old version keeps running.
-        jar_id = self._jar_for(new)
-        self._validate(new, jar_id)
-        if previous is not None and previous.jar_sha256 != new.jar_sha256:
-            # Jars live with the JobManager whose REST endpoint took the upload: look at every url.
-            if self.api.find_jar_on_any(previous.jar_sha256, keep=False) is None and not d.allow_no_rollback:
-                raise PlanError('Upgrade of job %r would have no way back: the jar of the running version (sha256 %s, '
-                                '%s) is on none of the JobManagers in url. The running job was not touched. Set '
-                                'allow_no_rollback: true to upgrade anyway.'
-                                % (d.name, previous.jar_sha256[:16], previous.jar_name))
-        # 2. Take the state out of the running job.
-        restore_path = None
-        if d.upgrade_mode == 'savepoint':
-            try:
-                restore_path = self._stop_with_savepoint(old['id'], the_plan.savepoint_dir)
-            except FlinkApiError as exc:
-                view = self.api.job(old['id'])
-                raise FlinkApiError('Could not upgrade job %r: stopping %s with a savepoint failed (%s). The job %s.'
-                                    % (d.name, old['id'], exc.cause or exc.msg,
-                                       'keeps running' if view and is_live(view) else
-                                       'is %s' % (view['state'] if view else 'gone')))
-        elif d.upgrade_mode == 'last-state':
-            restore_path = self._last_state(old)
-        else:
-            self.api.cancel(old['id'])
-            self._wait_terminal(old['id'])
-        extra['savepoint'] = restore_path
-        # 3. Observe again: a run that declares another version may have started the job in between.
-        generation = planner.next_generation([j for j in self.api.overview()
-                                              if ident.belongs_to(j['id'], d.name)])
-        try:
-            sub = self._submit(new, generation, restore_path, known_state=True, explicit_empty=restore_path is None)
-            if sub.outcome != 'accepted':
-                self.warn('Job %r: another run started the job while this run upgraded it (after the savepoint %s); '
-                          'planning again.' % (d.name, restore_path))
-                done.append('upgraded')
-                return None
-            job, survivor = self._settle(sub.job_id)
-        except FlinkError as exc:
-            self._roll_back(old, new, previous, restore_path, exc, extra)
-            raise  # _roll_back always raises
-        if survivor is not None:
-            done.append('upgraded')
-            return None
-        extra['generation'] = sub.generation
-        self._clean_jars(previous, new)
-        after = self._declared_state(job['id'], sub.generation)
-        after['upgrade_mode'] = d.upgrade_mode
-        return self._result(True, 'upgraded', job=job, before=before, after=after, **extra)
-
-    def _validate(self, version, jar_id):
-        body = self.api.program_body(version)
-        try:
-            self.api.plan_jar(jar_id, body, 'build the job graph of the new version of %r' % self.desired.name)
-        except FlinkApiError as exc:
-            raise FlinkApiError('The new version of job %r cannot start: %s. The running job was not touched.'
-                                % (self.desired.name, exc.cause or exc.msg), status=exc.status, cause=exc.cause)
+        return UpgradeTransaction(self, the_plan, obs).run(done)
 
     def _last_state(self, old):
         d = self.desired
@@ -445,8 +396,8 @@ class JobReconciler(object):
                      'a completed checkpoint of job %s' % old['id'], sleep=self._sleep)
         except WaitTimeout:
             raise FlinkApiError('Could not upgrade job %r with upgrade_mode=last-state: job %s reported no completed '
-                                'checkpoint within wait_timeout=%.0f s. The running job was not touched.'
-                                % (d.name, old['id'], self.deadline.timeout))
+                                'checkpoint within %s. The running job was not touched.'
+                                % (d.name, old['id'], self.deadline.describe()))
         self.api.cancel(old['id'])
         self._wait_terminal(old['id'])
         self._await_fresh_stats()
@@ -457,63 +408,29 @@ class JobReconciler(object):
                                 % (d.name, old['id']))
         return point[0]
 
-    def _roll_back(self, old, new, previous, restore_path, exc, extra):
-        d = self.desired
-        reason = exc.cause or exc.msg
-        # The rollback gets its own time budget: the deadline may be what made the upgrade fail.
-        self.client.deadline = Deadline(max(self.deadline.timeout, 60))
-        # Never leave the failed new version behind.
-        failed_ids = []
-        for view in self.api.overview():
-            if ident.belongs_to(view['id'], d.name) and is_live(view) and view['id'] != old['id']:
-                failed_ids.append(view['id'])
-                self.api.cancel(view['id'])
-        for jid in failed_ids:
-            self._wait_terminal(jid)
-        where = ('savepoint %s' % restore_path) if restore_path else 'an empty state (upgrade_mode=stateless)'
-        result = dict(extra, changed=True, action='rolled_back', job_id=None, failed_job_ids=failed_ids)
-        if previous is None:
-            result['action'] = 'failed'
-            raise UpgradeError(
-                'Upgrade of job %r failed: %s. The previous version could not be restarted: its spec is not known '
-                '(allow_no_rollback). Its state is in %s; start it again with restore_from.'
-                % (d.name, reason, restore_path or 'no savepoint'), result)
-        try:
-            generation = planner.next_generation([v for v in self.api.overview()
-                                                  if ident.belongs_to(v['id'], d.name)])
-            sub = self._submit(previous, generation, restore_path, known_state=True,
-                               explicit_empty=restore_path is None)
-            if sub.outcome != 'accepted':
-                raise FlinkApiError('another run started job %r meanwhile (%s)' % (d.name, sub.job_id))
-            job, survivor = self._settle(sub.job_id)
-            job = survivor or job
-        except FlinkError as again:
-            result['action'] = 'failed'
-            raise UpgradeError(
-                'Upgrade of job %r failed: %s. Restarting the previous version failed too: %s. Its state is in %s.'
-                % (d.name, reason, again.cause or again.msg, restore_path or 'no savepoint'), result)
-        result.update(job_id=job['id'], job=job)
-        raise UpgradeError(
-            'Upgrade of job %r failed: %s. The previous version was restored from %s and runs as job %s.'
-            % (d.name, reason, where, job['id']), result)
-
     def _clean_jars(self, previous, new):
-        """Remove the previous version's jar, unless another live job records that it uses it. Never fails."""
+        """Remove the previous version's jar, unless another live job records that it uses it. Never raises.
+
+        Job records are read only when there is a jar to remove.
+        """
         if previous is None or previous.jar_sha256 == new.jar_sha256:
             return
         try:
+            marker = jar_marker(previous.jar_sha256)
+            doomed = [f['id'] for f in self.api.jars() if str(f.get('name', '')).startswith(marker)]
+            if not doomed:
+                return
             for view in self.api.overview():
                 if is_live(view):
                     rec = self.api.record(view['id'])
                     if rec is not None and rec.spec.jar_sha256 == previous.jar_sha256:
                         return
-            marker = jar_marker(previous.jar_sha256)
-            for f in self.api.jars():
-                if str(f.get('name', '')).startswith(marker):
-                    self.api.delete_jar(f['id'])
-        except FlinkError as exc:
+            for jar_id in doomed:
+                self.api.delete_jar(jar_id)
+        except Exception as exc:  # pylint: disable=broad-except
+            # Clean-up never fails an upgrade that succeeded: its result (savepoint, job id) must reach the user.
             self.warn('Job %r was upgraded, but removing the previous version\'s jar failed: %s'
-                      % (self.desired.name, exc.msg))
+                      % (self.desired.name, getattr(exc, 'msg', None) or exc))
 
     # -- absent ----------------------------------------------------------------------------
     def _absent(self, the_plan):
@@ -535,7 +452,15 @@ class JobReconciler(object):
         savepoints = []
         for job in the_plan.targets:
             if the_plan.action == 'stop':
-                savepoints.append(self._stop_with_savepoint(job['id'], the_plan.savepoint_dir))
+                try:
+                    path, _overran = self._stop_with_savepoint(job['id'], the_plan.savepoint_dir)
+                except FlinkApiError as exc:
+                    view = self._view_now(job['id'])
+                    raise FlinkApiError('%s. %s' % (exc.msg, 'The job keeps running (Flink reports it %s now).'
+                                                    % view['state'] if view and is_live(view) else
+                                                    'The job is %s.' % (view['state'] if view else 'gone')),
+                                        status=exc.status, cause=exc.cause)
+                savepoints.append(path)
             else:
                 self.api.cancel(job['id'])
         final = None
@@ -572,7 +497,7 @@ class JobReconciler(object):
             self.jar_id = self._jar_ids[sha]
         return self._jar_ids[sha]
 
-    def _submit(self, version, generation, restore_path, known_state, explicit_empty=False):
+    def _submit(self, version, generation, restore_path, known_state, explicit_empty=False, salt=None):
         """Submit ``version`` under the first free generation from ``generation`` on.
 
         An id Flink refuses as already submitted although it no longer lists it
@@ -580,6 +505,12 @@ class JobReconciler(object):
         a known restore point that is a PlanError (no silent empty start);
         otherwise the next ids tried are generation+1, +3, +7, ... so a forgotten
         history of n instances costs about log2(n) refused submissions.
+
+        ``/run`` runs the program's ``main()`` inside the request. When its
+        answer is lost, the request is not sent again blindly: the job id is
+        looked up first (for up to LOST_ANSWER_GRACE_S, since a slow ``main()``
+        may still be running on the JobManager), and only a submission that did
+        not land is repeated, under the same id and record.
         """
         d = self.desired
         name = version.name
@@ -592,17 +523,20 @@ class JobReconciler(object):
         reuploaded = False
         while True:
             jid = ident.job_id(name, generation)
-            record = version.record(marker)
+            record = version.record(marker, salt=salt)
             maybe_sent = False
             while True:
                 body = self.api.run_body(version, jid, restore_path, record)
                 try:
                     self.api.run_jar(self._jar_ids[version.jar_sha256], body, what)
                 except FlinkLostAnswer:
-                    # It may have arrived: repeat it under the same id (and record); Flink says "duplicate" if so.
+                    # It may have arrived, or still be running main(): look before sending it again.
                     maybe_sent = True
-                    self._pause('retry %s after a lost answer' % what)
-                    continue
+                    landed = self._landed(jid)
+                    if landed is None:
+                        self._pause('retry %s after a lost answer' % what)
+                        continue
+                    break
                 except FlinkApiError as exc:
                     if is_duplicate_submission(exc.msg):
                         break
@@ -636,13 +570,24 @@ class JobReconciler(object):
             generation += step
             step *= 2
 
+    def _landed(self, jid):
+        """The job ``jid`` once Flink lists it, within LOST_ANSWER_GRACE_S and the budget; None if it did not land."""
+        end = min(self.deadline.now() + LOST_ANSWER_GRACE_S, self.deadline.end)
+        while True:
+            view = self.api.job(jid)
+            if view is not None:
+                return view
+            if self.deadline.now() >= end:
+                return None
+            self._sleep(POLL_INTERVAL)
+
     def _is_ours(self, jid, record):
         theirs = self.api.record(jid)
         return theirs is not None and theirs.salt == record.salt
 
     def _pause(self, why):
         if self.deadline.expired():
-            raise FlinkApiError('Could not %s within wait_timeout=%.0f s' % (why, self.deadline.timeout))
+            raise FlinkApiError('Could not %s within %s' % (why, self.deadline.describe()))
         self._sleep(min(POLL_INTERVAL, self.deadline.remaining()))
 
     def _wait_running(self, jid):
@@ -668,10 +613,10 @@ class JobReconciler(object):
             last = exc.last
             cause = self.api.failure_cause(jid) if last else None
             raise FlinkApiError(
-                'Job %r (id %s) was submitted but is not RUNNING within wait_timeout=%.0f s (state %s)%s.'
-                % (d.name, jid, self.deadline.timeout, last['state'] if last else 'unknown',
+                'Job %r (id %s) was submitted but is not RUNNING within %s (state %s)%s.'
+                % (d.name, jid, self.deadline.describe(), last['state'] if last else 'unknown',
                    '; latest exception: %s' % cause if cause else ''),
-                cause='not RUNNING within wait_timeout=%.0f s' % self.deadline.timeout)
+                cause='not RUNNING within %s' % self.deadline.describe())
 
     def _await_stats_after(self, job):
         """An instance that ended moments ago (another run stopped it): give Flink's stats cache time to catch up.
@@ -708,29 +653,40 @@ class JobReconciler(object):
                 self._stats_fresh_at = self.deadline.now() + STATS_REFRESH_S
             return view
         except WaitTimeout as exc:
-            raise FlinkApiError('Job %r (id %s) did not end within wait_timeout=%.0f s (state %s)'
-                                % (self.desired.name, jid, self.deadline.timeout,
+            raise FlinkApiError('Job %r (id %s) did not end within %s (state %s)'
+                                % (self.desired.name, jid, self.deadline.describe(),
                                    exc.last['state'] if exc.last else 'unknown'))
 
     # -- stop with savepoint -----------------------------------------------------------------
     def _stop_with_savepoint(self, jid, base):
-        """Stop ``jid`` with a savepoint into its own directory under ``base`` and return its path.
+        """Stop ``jid`` with a savepoint into its own directory under ``base``: (path, overran seconds or None).
 
         A job that is recovering (after a JobManager failover, or a restart)
         declines savepoints until all its tasks run again; that refusal is
-        waited out, with a fresh trigger, within ``wait_timeout``. Any other
-        failure is final, and the job keeps running.
+        waited out, with a fresh trigger, within the budget. Any other failure
+        raises, and the caller reads what became of the job.
+
+        A stop that Flink has begun cannot be called back: when the budget runs
+        out while it is in flight, it is followed to its end (Flink ends it
+        within the job's checkpoint timeout) and the second value says by how
+        many seconds it overran the budget.
         """
         what = 'Could not stop job %r (id %s) with a savepoint' % (self.desired.name, jid)
+        checkpoint_timeout = self.api.checkpoint_timeout_s(jid) or DEFAULT_CHECKPOINT_TIMEOUT_S
+        budget = self.deadline
         while True:
             trigger_id = uuid.uuid4().hex
             target = savepoint_target(base, trigger_id)
+            sent_at = self.deadline.now()
 
             def trigger():
                 self.api.trigger_stop(jid, trigger_id, target)
             try:
-                trigger()
-                return self.api.wait_savepoint(jid, trigger_id, trigger, self.deadline, what)
+                try:
+                    trigger()
+                    return self.api.wait_savepoint(jid, trigger_id, trigger, self.deadline, what), None
+                except (SavepointTimeout, FlinkNotReadyTimeout):
+                    return self._follow_stop(jid, trigger_id, target, sent_at, checkpoint_timeout, budget, what)
             except SavepointResultLost as exc:
                 # The job finished with the savepoint, and the JobManager that knew where it went died.
                 # The savepoint has a directory of its own: take it from there when this host can see it.
@@ -738,13 +694,45 @@ class JobReconciler(object):
                 if found:
                     self.warn('Flink lost the result of the stop-with-savepoint of job %s in a JobManager failover; '
                               'using the savepoint written for it: %s' % (jid, found))
-                    return found
+                    return found, self._overran(budget)
                 raise SavepointResultLost('%s. The savepoint is in %s (savepoint-*/_metadata); start the job with '
                                           'restore_from set to it.' % (exc.msg, target or 'the savepoint directory'),
                                           cause=exc.cause)
             except FlinkApiError as exc:
-                view = self.api.job(jid)
+                view = self._view_now(jid)
                 if not (is_transient_savepoint_failure(exc) and view is not None and is_live(view)
                         and not self.deadline.expired()):
                     raise
             self._pause('stop job %s with a savepoint (it was not ready for one yet)' % jid)
+
+    def _follow_stop(self, jid, trigger_id, target, sent_at, checkpoint_timeout, budget, what):
+        """Follow a stop-with-savepoint that outlived ``budget`` to its end; (path, overran seconds)."""
+        end = sent_at + checkpoint_timeout + FOLLOW_GRACE_S
+        self.client.deadline = Deadline.ending_at(
+            end, clock=budget.now, label='the job\'s checkpoint timeout (%.0f s) after the stop' % checkpoint_timeout,
+            timeout=checkpoint_timeout + FOLLOW_GRACE_S)
+        self.warn('Stopping job %r (id %s) with a savepoint takes longer than %s. Flink cannot call a stop back, so '
+                  'this run follows it to its end (Flink ends it within the job\'s checkpoint timeout of %.0f s).'
+                  % (self.desired.name, jid, budget.describe(), checkpoint_timeout))
+
+        def no_retrigger():
+            # Never send a new stop after the budget: a lost trigger means the job was not stopped.
+            raise FlinkApiError('%s: Flink no longer knows the stop (trigger %s); the job was not stopped by it'
+                                % (what, trigger_id), cause='the stop-with-savepoint was lost')
+        path = self.api.wait_savepoint(jid, trigger_id, no_retrigger, self.deadline, what)
+        overran = self._overran(budget)
+        # Whatever follows (a rollback, or waiting for the job to end) gets a short budget of its own.
+        self.client.deadline = Deadline(AFTER_FOLLOW_S, clock=budget.now, label='the budget after the stop')
+        return path, overran
+
+    def _overran(self, budget):
+        if not budget.expired():
+            return None
+        return max(0.0, budget.now() - budget.end) + budget.timeout
+
+    def _view_now(self, jid):
+        """A job as ``GET /jobs/overview`` lists it now (not cached), else ``GET /jobs/<id>``."""
+        for view in self.api.overview():
+            if view['id'] == jid:
+                return view
+        return self.api.job(jid)

@@ -162,6 +162,14 @@ class Version(object):
                                 salt=salt)
 
 
+class HealthPolicy(object):
+    """What "healthy" means for one run: ``healthy_for`` seconds, and optionally a completed checkpoint."""
+
+    def __init__(self, healthy_for=10, wait_for_checkpoint=False):
+        self.healthy_for = max(0.0, float(healthy_for or 0))
+        self.wait_for_checkpoint = bool(wait_for_checkpoint)
+
+
 def _restore_choice(restore_from):
     if restore_from is None:
         return None, False
@@ -175,7 +183,8 @@ class Desired(object):
 
     def __init__(self, name, state, jar=None, entry_class=None, args=None, secret_args=None, parallelism=None,
                  config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
-                 savepoint_dir=None, wait=True, upgrade_mode='savepoint', allow_no_rollback=False):
+                 savepoint_dir=None, wait=True, upgrade_mode='savepoint', allow_no_rollback=False, healthy_for=10,
+                 wait_for_checkpoint=False, rollback_timeout=60, wait_timeout=None):
         if name is None or not str(name).strip():
             raise InputError('name must not be empty: it is the job\'s identity')
         if name != name.strip():
@@ -198,6 +207,26 @@ class Desired(object):
                 or ident.GLOBAL_PARAMS_KEY + '.' + ident.SPEC_PARAM in flat):
             raise InputError('config %s must not set %s: flink_job writes that key itself'
                              % (ident.GLOBAL_PARAMS_KEY, ident.SPEC_PARAM))
+        if healthy_for is None or healthy_for < 0:
+            raise InputError('healthy_for must be 0 or more seconds, got %s' % healthy_for)
+        if rollback_timeout is None or rollback_timeout < 0:
+            raise InputError('rollback_timeout must be 0 or more seconds, got %s' % rollback_timeout)
+        if state == 'upgraded':
+            if not wait:
+                raise InputError('state=upgraded needs wait=true: an upgrade is verified (the health gate) and rolled '
+                                 'back if the new version is not healthy, which cannot happen after the module '
+                                 'returned. Use state=present with wait=false to submit without waiting.')
+            if rollback_timeout <= healthy_for:
+                raise InputError('rollback_timeout (%s s) must be more than healthy_for (%s s): a rollback is verified '
+                                 'by the same health gate within it' % (rollback_timeout, healthy_for))
+            if wait_timeout is not None and wait_timeout - rollback_timeout <= healthy_for:
+                raise InputError(
+                    'wait_timeout (%s s) leaves no time for an upgrade: rollback_timeout (%s s) of it is reserved for '
+                    'putting the previous version back, and the new version must then stay healthy for healthy_for '
+                    '(%s s). Raise wait_timeout above rollback_timeout + healthy_for plus the time a savepoint and a '
+                    'start take.' % (wait_timeout, rollback_timeout, healthy_for))
+        self.health = HealthPolicy(healthy_for, wait_for_checkpoint)
+        self.rollback_timeout = float(rollback_timeout)
         public, secret = cfg.split_sensitive(flat)
         self.jar = jar
         self.restore_path, self.restore_decided = _restore_choice(restore_from)

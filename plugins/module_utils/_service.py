@@ -60,6 +60,14 @@ class SavepointResultLost(FlinkApiError):
     """The job ended with a savepoint, but Flink lost the operation's result (a JobManager failover)."""
 
 
+class SavepointTimeout(FlinkApiError):
+    """The budget ran out while a savepoint was still in flight; Flink goes on with it (``trigger_id``)."""
+
+    def __init__(self, msg, trigger_id=None, **kwargs):
+        super(SavepointTimeout, self).__init__(msg, **kwargs)
+        self.trigger_id = trigger_id
+
+
 def jar_marker(jar_sha256):
     return 'flinkops-%s-' % jar_sha256[:16]
 
@@ -167,6 +175,17 @@ class FlinkJobs(object):
 
     def checkpoints(self, jid):
         return self.client.get('/jobs/%s/checkpoints' % jid, 'read the checkpoints of job %s' % jid, allow_404=True)
+
+    def checkpoint_timeout_s(self, jid):
+        """The job's checkpoint timeout in seconds (Flink aborts a savepoint that takes longer), or None."""
+        conf = self.checkpoint_config(jid) or {}
+        value = conf.get('timeout')
+        return value / 1000.0 if isinstance(value, (int, float)) and value > 0 else None
+
+    def exceptions(self, jid):
+        """Entries of the job's exception history (newest first), [] when none or the job is unknown."""
+        data = self.client.get('/jobs/%s/exceptions' % jid, 'read the exceptions of job %s' % jid, allow_404=True)
+        return list(((data or {}).get('exceptionHistory') or {}).get('entries') or [])
 
     def checkpoint_config(self, jid):
         return self.client.get('/jobs/%s/checkpoints/config' % jid, 'read the checkpoint settings of job %s' % jid,
@@ -350,8 +369,8 @@ class FlinkJobs(object):
                 cause = root_cause({'errors': [failure.get('stack-trace') or failure.get('class') or 'unknown']})
                 raise FlinkApiError('%s: %s' % (what, cause), cause=cause)
             if deadline.expired():
-                raise FlinkApiError('%s: the savepoint did not complete within wait_timeout=%.0f s'
-                                    % (what, deadline.timeout))
+                raise SavepointTimeout('%s: the savepoint did not complete within %s'
+                                       % (what, deadline.describe()), trigger_id=trigger_id)
             self._sleep(min(POLL_INTERVAL, deadline.remaining()))
 
     def dispose_savepoint(self, path):

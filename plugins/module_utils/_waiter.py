@@ -39,5 +39,5 @@ def wait_for(read, until, deadline, what, sleep=time.sleep, interval=POLL_INTERV
         if until(value):
             return value
         if deadline.expired():
-            raise WaitTimeout('%s: not reached within %.0f s' % (what, deadline.timeout), last=value)
+            raise WaitTimeout('%s: not reached within %s' % (what, deadline.describe()), last=value)
         sleep(min(interval, max(deadline.remaining(), 0.01)))

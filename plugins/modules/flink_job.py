@@ -58,10 +58,14 @@ options:
       - V(absent) cancels every live instance (or stops it with a savepoint when O(savepoint=true)).
       - V(upgraded) behaves like V(present) when no instance is live or the live one runs the declared spec. A live
         instance of another spec (or a job of the same Flink name started outside flinkops) is upgraded as
-        O(upgrade_mode) says. The new version is validated first (its jar uploads and its C(main()) builds the job
-        graph) while the old one keeps running. If the new version cannot start after the old one was stopped, the
-        previous version is started again from the same savepoint and the task fails, naming Flink's reason and the
-        savepoint.
+        O(upgrade_mode) says, as a transaction. Preflight, while the old version keeps running, its jar uploads
+        and its C(main()) builds the job graph from the same request body the submission sends. Then the state is
+        taken, the new version starts from it and must pass the health gate (O(healthy_for),
+        O(wait_for_checkpoint)). If it cannot start or is not healthy, it is cancelled, the previous version is
+        started again from the same savepoint and verified by the same gate, and the task fails with
+        RV(action=rolled_back), naming Flink's reason, the savepoint and both job ids. See O(rollback_timeout) for
+        the time each step may take.
+      - V(upgraded) needs O(wait=true).
     type: str
     choices: [present, absent, upgraded]
     default: present
@@ -165,10 +169,56 @@ options:
     type: str
   wait:
     description:
-      - Return only once the job is C(RUNNING) (O(state=present)) or has ended (O(state=absent)).
-      - With V(false), return as soon as Flink accepted the submission or the cancellation.
+      - Return only once a submitted job passed the health gate (see O(healthy_for)) or, with O(state=absent), the job
+        has ended.
+      - With V(false), return as soon as Flink accepted the submission or the cancellation. O(state=upgraded)
+        refuses V(false), because an upgrade is verified and rolled back by the module, which cannot happen after it
+        returned.
     type: bool
     default: true
+  healthy_for:
+    description:
+      - The health gate. Before a submission (with O(wait=true)) or an upgrade is reported done, every task of the
+        new instance must be C(RUNNING), and stay so, with no failure, for this many seconds.
+      - Flink's own signals are read. The job status and task counts come from C(GET /jobs/overview), polled every
+        0.5 s; a task that leaves C(RUNNING), or the job going C(RESTARTING), C(FAILING) or ending fails the gate at
+        once. The exception history, C(GET /jobs/<id>/exceptions), is read every 2 s and at the end of the window;
+        any entry (each failure and restart adds one) fails the gate. Flink caches that answer for about 3 s, so a
+        failure in the last 3 s of the window may go unseen.
+      - The default catches a job that fails on its first records or on its restored state (a crash loop) and one
+        that cannot get its slots. A job that fails later than the window is not caught; raise it for such jobs.
+      - A failed gate rolls an upgrade back. A first submission that fails it is left as Flink runs it (there is no
+        previous version) and the task fails with the evidence in RV(verification).
+      - V(0) still needs every task C(RUNNING) once and an empty exception history.
+    type: int
+    default: 10
+  wait_for_checkpoint:
+    description:
+      - Also wait, after O(healthy_for), for the first checkpoint the new instance completes (from
+        C(GET /jobs/<id>/checkpoints)). It proves that the state was read and that sinks commit. The job must have
+        checkpointing enabled.
+    type: bool
+    default: false
+  rollback_timeout:
+    description:
+      - The part of O(wait_timeout) that O(state=upgraded) reserves up front for compensation. That means cancelling
+        the new version and starting and verifying the previous one. The forward steps must be done within
+        O(wait_timeout) minus O(rollback_timeout), and compensation can always use what is left, at least
+        O(rollback_timeout).
+      - It must be more than O(healthy_for), and O(wait_timeout) must be more than O(rollback_timeout) plus
+        O(healthy_for); the task fails before touching anything otherwise.
+      - "How long a run can take. An upgrade takes at most O(wait_timeout), except in one case. Flink cannot call
+        back a stop-with-savepoint it has begun, so a savepoint still in flight when the forward budget runs out is
+        followed to its end. Flink ends it within the job's checkpoint timeout (C(execution.checkpointing.timeout),
+        10 min by default, read from C(GET /jobs/<id>/checkpoints/config)), plus 30 s for a failover. Then the
+        previous version is started from that savepoint and verified within O(rollback_timeout), and the task fails
+        saying how long the savepoint took. The job is never left stopped. The same holds for O(state=absent) with
+        O(savepoint=true): the stop is followed to its end, and the task returns once the job ended."
+      - "Calls that run the program's C(main()) (C(/jars/<id>/plan), C(/jars/<id>/run)) and jar uploads have a read
+        timeout of their own, 120 s, independent of O(request_timeout). A submission whose answer was lost is looked
+        up by its job id before it is sent again."
+    type: int
+    default: 60
 notes:
   - Job identity. The 32-hex-digit job id is C(<name hash:16><generation:16>). Each new instance takes the next
     generation after the highest one Flink lists for the name, because Flink refuses to run an id again. When Flink
@@ -195,7 +245,8 @@ notes:
     side. A program that sets its own global job parameters hides the record; O(state=upgraded) then fails before
     touching the job.
   - After a successful upgrade the previous version's jar is deleted from the cluster, unless another live job
-    records that it uses the same jar. A failure there is a warning, never a failed upgrade.
+    records that it uses the same jar. This clean-up has a budget of its own (at most 15 s). A failure there is a
+    warning, never a failed upgrade, and the result keeps the savepoint and the job ids.
   - Health. A live job that Flink reports RESTARTING or FAILING, or whose tasks are not all RUNNING, is reported in
     RV(health) with a warning; it is never silently counted as fine.
   - flink_job is meant for long-running (streaming) jobs. A batch job that finishes will be submitted again by the
@@ -356,6 +407,55 @@ refused_submissions:
   returned: when the job was submitted and Flink refused ids first
   type: int
   sample: 3
+new_job_id:
+  description: With O(state=upgraded), the id of the new version's instance (also when it was rolled back); null when
+    the new version was never started.
+  returned: when an upgrade happened or was attempted
+  type: str
+  sample: 3f6c1e0a9b2d4c5e0000000000000002
+verification:
+  description:
+    - The health gate's evidence for the instance this run started (see O(healthy_for)).
+  returned: when a job was submitted with O(wait=true), or an upgrade started the new version
+  type: dict
+  contains:
+    job_id:
+      description: The instance that was verified.
+      type: str
+    healthy:
+      description: Whether it passed.
+      type: bool
+    healthy_s:
+      description: Seconds it was seen with every task C(RUNNING) and no failure.
+      type: float
+    healthy_for:
+      description: The window it needed (O(healthy_for)).
+      type: float
+    failures:
+      description: Entries in its exception history (failures and restarts).
+      type: int
+    checkpoint_id:
+      description: With O(wait_for_checkpoint), the id of its first completed checkpoint.
+      type: int
+    state:
+      description: Its Flink state at the last look.
+      type: str
+    tasks:
+      description: Its task counts at the last look.
+      type: dict
+    reason:
+      description: Why it failed the gate.
+      type: str
+    signals:
+      description: The Flink REST answers the verdict is based on.
+      type: list
+      elements: str
+  sample: {job_id: 3f6c1e0a9b2d4c5e0000000000000002, healthy: false, healthy_s: 4.5, healthy_for: 10, failures: 1,
+           state: RESTARTING, reason: "it is restarting (Flink state RESTARTING): java.lang.IllegalStateException: boom"}
+rollback_verification:
+  description: The health gate's evidence for the previous version after a rollback, shaped like RV(verification).
+  returned: when an upgrade was rolled back
+  type: dict
 failed_job_ids:
   description: With a failed upgrade, the instances of the new version that were cancelled before the rollback.
   returned: when an upgrade was rolled back or failed
@@ -459,6 +559,9 @@ def main():
         savepoint=dict(type='bool', default=False),
         savepoint_dir=dict(type='str'),
         wait=dict(type='bool', default=True),
+        healthy_for=dict(type='int', default=10),
+        wait_for_checkpoint=dict(type='bool', default=False),
+        rollback_timeout=dict(type='int', default=60),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ['jar']), ('state', 'upgraded', ['jar'])])
@@ -472,7 +575,9 @@ def main():
             secret_args=p['secret_args'], parallelism=p['parallelism'], config=p['config'],
             restore_from=p['restore_from'], allow_non_restored_state=p['allow_non_restored_state'],
             allow_no_rollback=p['allow_no_rollback'], savepoint=p['savepoint'], savepoint_dir=p['savepoint_dir'],
-            wait=p['wait'], upgrade_mode=p['upgrade_mode'])
+            wait=p['wait'], upgrade_mode=p['upgrade_mode'], healthy_for=p['healthy_for'],
+            wait_for_checkpoint=p['wait_for_checkpoint'], rollback_timeout=p['rollback_timeout'],
+            wait_timeout=p['wait_timeout'])
         client = client_from_module(module)
         reconciler = JobReconciler(client, desired, check_mode=module.check_mode, diff=module._diff,
                                    warn=module.warn)
