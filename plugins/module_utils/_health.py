@@ -33,7 +33,8 @@ __metaclass__ = type
 import time
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkError, root_cause
-from ansible_collections.flinkops.flink.plugins.module_utils._model import TERMINAL_STATES, HealthPolicy, health  # noqa: F401
+from ansible_collections.flinkops.flink.plugins.module_utils import _model
+from ansible_collections.flinkops.flink.plugins.module_utils._model import TERMINAL_STATES, health
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
 SIGNALS = ('job status and task counts (GET /jobs/overview)', 'exception history (GET /jobs/<id>/exceptions)')
@@ -50,6 +51,9 @@ class NotHealthy(FlinkError):
     def __init__(self, msg, result):
         super(NotHealthy, self).__init__(msg)
         self.result = result
+
+
+HealthPolicy = _model.HealthPolicy   # declared with the rest of what the user asks for (``_model``)
 
 
 class Verdict(object):
@@ -95,6 +99,7 @@ class HealthGate(object):
         since = None
         exceptions_read_at = None
         checkpointing_checked = False
+        window_checked = False
         view = None
 
         def fail(reason):
@@ -123,8 +128,10 @@ class HealthGate(object):
             elif since is not None:
                 # Tasks left RUNNING after all of them ran: a restart (or a lost TaskManager).
                 return fail('its tasks left RUNNING after %.1f s (tasks: %s)' % (now - since, _tasks(view)))
+            window_done = since is not None and now - since >= policy.healthy_for
             if since is not None and (exceptions_read_at is None or now - exceptions_read_at >= EXCEPTIONS_EVERY_S
-                                      or now - since >= policy.healthy_for):
+                                      or (window_done and not window_checked)):
+                window_checked = window_done
                 entries = self.api.exceptions(jid)
                 exceptions_read_at = now
                 if entries:

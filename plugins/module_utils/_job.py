@@ -27,7 +27,6 @@ import uuid
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     Deadline,
     FlinkApiError,
-    FlinkError,
     FlinkLostAnswer,
     FlinkNotReadyTimeout,
     is_duplicate_submission,
@@ -54,7 +53,8 @@ from ansible_collections.flinkops.flink.plugins.module_utils._service import (
     restored_source,
     savepoint_target,
 )
-from ansible_collections.flinkops.flink.plugins.module_utils._upgrade import UpgradeError, UpgradeTransaction  # noqa: F401
+from ansible_collections.flinkops.flink.plugins.module_utils import _upgrade
+from ansible_collections.flinkops.flink.plugins.module_utils._upgrade import UpgradeTransaction
 from ansible_collections.flinkops.flink.plugins.module_utils._health import HealthGate, NotHealthy
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL, WaitTimeout, wait_for
 
@@ -71,6 +71,9 @@ AFTER_FOLLOW_S = 30.0
 # Flink's REST answers about a job (checkpoint statistics included) come from a cache refreshed every 3 s: right
 # after a job ended, ``latest.completed`` may still name a checkpoint Flink has already replaced and deleted.
 STATS_REFRESH_S = 3.5
+
+
+UpgradeError = _upgrade.UpgradeError   # raised by the transaction; callers may catch it from here
 
 
 class Submitted(object):
@@ -456,8 +459,8 @@ class JobReconciler(object):
                     path, _overran = self._stop_with_savepoint(job['id'], the_plan.savepoint_dir)
                 except FlinkApiError as exc:
                     view = self._view_now(job['id'])
-                    raise FlinkApiError('%s. %s' % (exc.msg, 'The job keeps running (Flink reports it %s now).'
-                                                    % view['state'] if view and is_live(view) else
+                    raise FlinkApiError('%s. %s' % (exc.msg, 'The job keeps running (Flink reports it RUNNING now).'
+                                                    if view and view['state'] == 'RUNNING' else
                                                     'The job is %s.' % (view['state'] if view else 'gone')),
                                         status=exc.status, cause=exc.cause)
                 savepoints.append(path)
@@ -694,14 +697,15 @@ class JobReconciler(object):
                 if found:
                     self.warn('Flink lost the result of the stop-with-savepoint of job %s in a JobManager failover; '
                               'using the savepoint written for it: %s' % (jid, found))
-                    return found, self._overran(budget)
+                    return found, self._overran(budget, sent_at)
                 raise SavepointResultLost('%s. The savepoint is in %s (savepoint-*/_metadata); start the job with '
                                           'restore_from set to it.' % (exc.msg, target or 'the savepoint directory'),
                                           cause=exc.cause)
             except FlinkApiError as exc:
                 view = self._view_now(jid)
+                # Never send a new stop once the budget is gone (a followed stop that failed is final).
                 if not (is_transient_savepoint_failure(exc) and view is not None and is_live(view)
-                        and not self.deadline.expired()):
+                        and not budget.expired()):
                     raise
             self._pause('stop job %s with a savepoint (it was not ready for one yet)' % jid)
 
@@ -720,15 +724,17 @@ class JobReconciler(object):
             raise FlinkApiError('%s: Flink no longer knows the stop (trigger %s); the job was not stopped by it'
                                 % (what, trigger_id), cause='the stop-with-savepoint was lost')
         path = self.api.wait_savepoint(jid, trigger_id, no_retrigger, self.deadline, what)
-        overran = self._overran(budget)
+        overran = self._overran(budget, sent_at)
         # Whatever follows (a rollback, or waiting for the job to end) gets a short budget of its own.
         self.client.deadline = Deadline(AFTER_FOLLOW_S, clock=budget.now, label='the budget after the stop')
         return path, overran
 
-    def _overran(self, budget):
+    @staticmethod
+    def _overran(budget, sent_at):
+        """How long a stop took that outlived ``budget`` (seconds since it was sent), else None."""
         if not budget.expired():
             return None
-        return max(0.0, budget.now() - budget.end) + budget.timeout
+        return budget.now() - sent_at
 
     def _view_now(self, jid):
         """A job as ``GET /jobs/overview`` lists it now (not cached), else ``GET /jobs/<id>``."""

@@ -225,6 +225,9 @@ class Desired(object):
                     'putting the previous version back, and the new version must then stay healthy for healthy_for '
                     '(%s s). Raise wait_timeout above rollback_timeout + healthy_for plus the time a savepoint and a '
                     'start take.' % (wait_timeout, rollback_timeout, healthy_for))
+        if state == 'present' and wait and wait_timeout is not None and wait_timeout <= healthy_for:
+            raise InputError('wait_timeout (%s s) must be more than healthy_for (%s s): a submission is reported done '
+                             'only after the job stayed healthy that long' % (wait_timeout, healthy_for))
         self.health = HealthPolicy(healthy_for, wait_for_checkpoint)
         self.rollback_timeout = float(rollback_timeout)
         public, secret = cfg.split_sensitive(flat)

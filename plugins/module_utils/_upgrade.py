@@ -135,7 +135,8 @@ class UpgradeTransaction(object):
         jar_id = rec._jar_for(self.new)
         self.salt = cfg.new_salt()
         record = self.new.record(None, salt=self.salt)
-        body = self.api.run_body(self.new, None, None, record)
+        # The submission's own body, but for what only /run takes (savepointPath, allowNonRestoredState).
+        body = self.api.run_body(self.new, self.plan.job_id, None, record)
         try:
             self.api.plan_jar(jar_id, body, 'build the job graph of the new version of %r' % d.name)
         except FlinkApiError as exc:
@@ -278,6 +279,8 @@ class UpgradeTransaction(object):
             return 'Its state could not be read (%s).' % exc.msg, False
         if view is None:
             return 'Flink no longer knows it.', False
+        if view['state'] == 'RUNNING':
+            return 'The job keeps running (Flink reports it RUNNING now).', True
         if is_live(view) and not is_ending(view):
-            return 'The job keeps running (Flink reports it %s now).' % view['state'], True
+            return 'The job is %s (live, but not verified running).' % view['state'], True
         return 'The job is %s.' % view['state'], False

@@ -3,6 +3,12 @@
 It models what the reconciler depends on (FACTS.md): duplicate job ids are
 refused also after the job ended, uploads always store a new copy, cancel is
 asynchronous-looking but immediate here. Integration tests check the real thing.
+
+What a job does after it started is scripted (``script``, ``on_run``): phases
+that change its status, task counts, exception history and checkpoint counts
+at a point of fake time (``at``: seconds after the job started, on the clock in
+``FakeFlink.now``) or at its n-th status read (``read``: overview or
+``GET /jobs/<id>``). A job that ended is never changed by its script again.
 """
 
 import json
@@ -34,11 +40,65 @@ class FakeFlink(object):
         self.restored = {}          # job id -> savepointPath it was started from
         self.cluster_config = {'state.savepoints.dir': 'file:/sp'}
         self.plans = []             # bodies of /plan requests
+        self.failures = {}          # job id -> exception history entries (newest first)
+        self.now = lambda: 0.0      # fake time for scripted jobs (tests put their FakeClock here)
+        self.timelines = {}         # job id -> [phase dicts not applied yet], see script()
+        self.started_at = {}        # job id -> fake time it was submitted
+        self.reads = {}             # job id -> how often its status was read (overview or GET /jobs/<id>)
+        self.on_run = []            # (predicate(run body), phases): the script of a job submitted later
+        self.checkpoint_counts = {}     # job id -> completed checkpoints (counts.completed)
+        self.checkpoint_interval_ms = 10000     # 0x7fffffffffffffff: checkpointing disabled
+        self.checkpoint_timeout_ms = 600000
+        # Stops that stay IN_PROGRESS: (polls of the status answered IN_PROGRESS, failure cause or None), used up
+        # in order. The job keeps RUNNING meanwhile; then it FINISHES with the savepoint, or keeps running with
+        # the failure (Flink aborted the savepoint).
+        self.slow_stops = []
+        self.pending_stops = {}     # trigger id -> {'jid', 'polls', 'location', 'failure'}
+        self.watchers = []          # callables (method, path) called after every request was answered
 
     def add_job(self, jid, name, state='RUNNING'):
         self.clock += 1
         self.jobs[jid] = {'jid': jid, 'name': name, 'state': state, 'start-time': self.clock, 'end-time': -1,
                           'duration': 5, 'tasks': {'running': 2, 'total': 2}}
+        self.started_at[jid] = self.now()
+
+    def script(self, jid, *phases):
+        """What becomes of job ``jid`` after it started: phase dicts, applied in order once due.
+
+        A phase is due at ``at`` seconds of fake time after the job started, or at its ``read``-th status
+        read; it sets ``state``, ``tasks`` (see ``tasks()``), adds an exception history entry for ``failure``
+        (an exception text) and sets the completed checkpoint count to ``checkpoints``.
+        """
+        self.timelines[jid] = list(phases)
+
+    def advance(self, jid):
+        """Apply the due phases of ``jid``'s script."""
+        job = self.jobs.get(jid)
+        timeline = self.timelines.get(jid)
+        while job and timeline and job['state'] not in ('FINISHED', 'CANCELED', 'FAILED'):
+            phase = timeline[0]
+            if 'at' in phase and self.now() - self.started_at.get(jid, 0.0) < phase['at']:
+                return
+            if 'read' in phase and self.reads.get(jid, 0) < phase['read']:
+                return
+            timeline.pop(0)
+            if 'state' in phase:
+                if phase['state'] in ('FINISHED', 'CANCELED', 'FAILED'):
+                    self.end(jid, phase['state'])
+                else:
+                    job['state'] = phase['state']
+            if 'tasks' in phase:
+                job['tasks'] = dict(phase['tasks'])
+            if phase.get('failure'):
+                self.failures.setdefault(jid, []).insert(0, {
+                    'exceptionName': phase['failure'].split(':', 1)[0], 'stacktrace': phase['failure'],
+                    'timestamp': int(self.now() * 1000)})
+            if 'checkpoints' in phase:
+                self.checkpoint_counts[jid] = phase['checkpoints']
+
+    def _read_status(self, jid):
+        self.reads[jid] = self.reads.get(jid, 0) + 1
+        self.advance(jid)
 
     def end(self, jid, state='CANCELED'):
         self.clock += 1
@@ -65,11 +125,23 @@ class FakeFlink(object):
             answer = hook(method, path, body)
             if answer is not None:
                 self.hooks.remove(hook)
+                self._watch(method, path)
                 return answer
-        return self.route(method, path, body, kwargs)
+        answer = self.route(method, path, body, kwargs)
+        self._watch(method, path)
+        return answer
+
+    def _watch(self, method, path):
+        for watcher in self.watchers:
+            watcher(method, path)
 
     def route(self, method, path, body, kwargs):
+        m = re.match(r'^/jobs/([0-9a-f]{32})(/.*)?$', path)
+        if m and not (method == 'GET' and m.group(2) is None):
+            self.advance(m.group(1))
         if method == 'GET' and path == '/jobs/overview':
+            for jid in list(self.jobs):
+                self._read_status(jid)
             return FakeResponse(200, {'jobs': list(self.jobs.values())})
         if method == 'GET' and path == '/config':
             return FakeResponse(200, {'flink-version': self.version})
@@ -96,6 +168,10 @@ class FakeFlink(object):
                     return rejected
             self.add_job(jid, self.job_name_of(body))
             self.bodies[jid] = body
+            for wanted, phases in self.on_run:
+                if wanted(body):
+                    self.script(jid, *phases)
+                    break
             if body.get('savepointPath'):
                 self.restored[jid] = body['savepointPath']
             return FakeResponse(200, {'jobid': jid})
@@ -121,7 +197,9 @@ class FakeFlink(object):
             return FakeResponse(200, {'jid': m.group(1), 'execution-config': {'user-config': user}})
         m = re.match(r'^/jobs/([0-9a-f]{32})/checkpoints/config$', path)
         if m and method == 'GET':
-            return FakeResponse(200, {'externalization': {'enabled': self.retain_on_cancel,
+            return FakeResponse(200, {'mode': 'exactly_once', 'interval': self.checkpoint_interval_ms,
+                                      'timeout': self.checkpoint_timeout_ms,
+                                      'externalization': {'enabled': self.retain_on_cancel,
                                                           'delete_on_cancellation': not self.retain_on_cancel}})
         m = re.match(r'^/jobs/([0-9a-f]{32})/checkpoints$', path)
         if m and method == 'GET':
@@ -130,15 +208,26 @@ class FakeFlink(object):
                 if '-%s-' % m.group(1)[-8:] in loc:
                     latest['savepoint'] = {'external_path': loc, 'trigger_timestamp': 2, 'discarded': False}
             cp = self.checkpoint_paths.get(m.group(1))
+            completed = self.checkpoint_counts.get(m.group(1), 0)
             if cp:
                 latest['completed'] = {'external_path': cp, 'trigger_timestamp': 1, 'discarded': False}
+            elif completed:
+                latest['completed'] = {'external_path': 'file:/cp/%s/chk-%d' % (m.group(1), completed),
+                                       'trigger_timestamp': 1, 'discarded': False}
+            if latest['completed'] and completed:
+                latest['completed']['id'] = completed
             if m.group(1) in self.restored:
                 latest['restored'] = {'external_path': self.restored[m.group(1)], 'is_savepoint': True}
             if m.group(1) not in self.jobs:
                 return flink_error(404, 'Job could not be found.')
-            return FakeResponse(200, {'latest': latest})
+            return FakeResponse(200, {'counts': {'completed': completed, 'failed': 0, 'in_progress': 0,
+                                                 'restored': 1 if m.group(1) in self.restored else 0,
+                                                 'total': completed},
+                                      'latest': latest})
         m = re.match(r'^/jobs/([0-9a-f]{32})$', path)
         if m and method == 'GET':
+            if m.group(1) in self.jobs:
+                self._read_status(m.group(1))
             job = self.jobs.get(m.group(1))
             return FakeResponse(200, job) if job else flink_error(404, 'Job could not be found.')
         if m and method == 'PATCH':
@@ -157,12 +246,29 @@ class FakeFlink(object):
             if self.declined_stops:
                 self.failed_triggers[trigger] = self.declined_stops.pop(0)
                 return FakeResponse(202, {'request-id': trigger})
+            location = '%s/savepoint-%s-%s' % (body.get('targetDirectory') or 'file:/sp', m.group(1)[-8:],
+                                               trigger[:12])
+            if self.slow_stops:
+                polls, failure = self.slow_stops.pop(0)
+                self.pending_stops[trigger] = {'jid': m.group(1), 'polls': polls, 'location': location,
+                                               'failure': failure}
+                return FakeResponse(202, {'request-id': trigger})
             self.end(m.group(1), 'FINISHED')
-            self.savepoints[trigger] = '%s/savepoint-%s-%s' % (body.get('targetDirectory') or 'file:/sp',
-                                                               m.group(1)[-8:], trigger[:12])
+            self.savepoints[trigger] = location
             return FakeResponse(202, {'request-id': trigger})
         m = re.match(r'^/jobs/([0-9a-f]{32})/savepoints/([0-9a-f]+)$', path)
         if m and method == 'GET':
+            pending = self.pending_stops.get(m.group(2))
+            if pending is not None:
+                if pending['polls'] > 0:
+                    pending['polls'] -= 1
+                    return FakeResponse(200, {'status': {'id': 'IN_PROGRESS'}})
+                del self.pending_stops[m.group(2)]
+                if pending['failure']:
+                    self.failed_triggers[m.group(2)] = pending['failure']
+                else:
+                    self.end(pending['jid'], 'FINISHED')
+                    self.savepoints[m.group(2)] = pending['location']
             loc = self.savepoints.get(m.group(2))
             if m.group(2) in self.failed_triggers:
                 return FakeResponse(200, {'status': {'id': 'COMPLETED'}, 'operation': {'failure-cause': {
@@ -174,9 +280,35 @@ class FakeFlink(object):
             return FakeResponse(200, {'status': {'id': 'COMPLETED'}, 'operation': {'location': loc}})
         m = re.match(r'^/jobs/([0-9a-f]{32})/exceptions$', path)
         if m and method == 'GET':
-            return FakeResponse(200, {'exceptionHistory': {'entries': [
-                {'exceptionName': 'java.lang.RuntimeException', 'stacktrace': 'java.lang.RuntimeException: boom'}]}})
+            entries = list(self.failures.get(m.group(1), []))
+            job = self.jobs.get(m.group(1))
+            if not entries and job and job['state'] == 'FAILED':
+                entries = [{'exceptionName': 'java.lang.RuntimeException',
+                            'stacktrace': 'java.lang.RuntimeException: boom'}]
+            return FakeResponse(200, {'exceptionHistory': {'entries': entries}})
         return flink_error(404, 'Not found: %s %s' % (method, path))
+
+
+def tasks(**counts):
+    """Task counts as ``GET /jobs/overview`` reports them: every state, and the total."""
+    out = dict((state, 0) for state in ('created', 'scheduled', 'deploying', 'initializing', 'running', 'finished',
+                                        'canceling', 'canceled', 'failed', 'reconciling'))
+    out.update(counts)
+    out['total'] = sum(counts.values())
+    return out
+
+
+def crash_loop(first_failure_at=3.0, cause='java.lang.NullPointerException: cannot read the restored state',
+               restart_delay=1.0, cycles=200):
+    """Phases of a job that fails ``first_failure_at`` s after every (re)start and restarts after ``restart_delay``."""
+    phases = []
+    t = 0.0
+    for _cycle in range(cycles):
+        t += first_failure_at
+        phases.append({'at': t, 'state': 'RESTARTING', 'tasks': tasks(canceling=2), 'failure': cause})
+        t += restart_delay
+        phases.append({'at': t, 'state': 'RUNNING', 'tasks': tasks(running=2)})
+    return phases
 
 
 def body_json(kwargs):

@@ -24,8 +24,12 @@ def desired(jar, state='present', name='orders', **kw):
     return model.Desired(name=name, state=state, jar=jar if state != 'absent' else None, **kw)
 
 
-def reconcile(flink, d, check_mode=False, diff=True, timeout=60):
-    clock = FakeClock()
+def reconcile(flink, d, check_mode=False, diff=True, timeout=300, clock=None):
+    """One module run against ``flink``. Pass ``clock`` to share fake time with the fake's job scripts."""
+    if clock is None:
+        clock = FakeClock()
+    else:
+        flink.now = clock
     session = FakeSession(flink)
     client = api.FlinkClient(['http://jm:8081'], api.Deadline(timeout, clock=clock), session=session,
                              sleep=clock.sleep)
@@ -337,7 +341,7 @@ def test_duplicates_found_at_observation_are_removed_keeping_the_one_with_state(
     assert [j['jid'] for j in flink.live()] == [gen_id('orders', 4)]
 
 
-def test_lost_answer_is_retried_with_the_same_id(jar):
+def test_a_lost_answer_of_a_submission_that_landed_is_not_sent_again(jar):
     flink = FakeFlink()
     d = desired(jar)
 
@@ -347,10 +351,43 @@ def test_lost_answer_is_retried_with_the_same_id(jar):
             return read_timeout()                 # ... but the answer never arrives
     flink.hooks.append(deliver_then_drop)
     result = reconcile(flink, d)
-    assert result['changed'] and result['job_id'] == d.job_id(0)
+    assert result['changed'] and result['action'] == 'submitted' and result['job_id'] == d.job_id(0)
     assert len(flink.live()) == 1
     runs = [r for r in flink.requests if r[0] == 'POST' and r[1].endswith('/run')]
-    assert len(runs) == 2
+    assert len(runs) == 1, 'a submission that landed was sent again'
+    # The id was looked up right after the lost answer, and the instance found there is recognised as this
+    # run's own by the salt of its record.
+    after = flink.requests[flink.requests.index(runs[0]) + 1:]
+    assert after[0] == ('GET', '/jobs/%s' % d.job_id(0))
+    assert ('GET', '/jobs/%s/config' % d.job_id(0)) in after
+
+
+def test_a_lost_submission_that_did_not_land_is_sent_again_once_under_the_same_id(jar):
+    flink = FakeFlink()
+    d = desired(jar)
+    clock = FakeClock()
+    sent = []
+
+    def record_runs(method, path, body):
+        if method == 'POST' and path.endswith('/run'):
+            sent.append((clock.now, body))
+        return None                               # stays, sees every submission
+
+    def drop_before_flink(method, path, body):
+        if method == 'POST' and path.endswith('/run'):
+            return read_timeout()                 # lost on the way: Flink never saw it
+        return None
+    flink.hooks.extend([record_runs, drop_before_flink])
+    result = reconcile(flink, d, clock=clock)
+    assert result['changed'] and result['job_id'] == d.job_id(0) and len(flink.live()) == 1
+    assert len(sent) == 2, 'sent once, looked up, sent once more'
+    (first_at, first), (second_at, second) = sent
+    assert first == second and first['jobId'] == d.job_id(0), 'the same id and the same record'
+    assert flink.bodies[d.job_id(0)] == first
+    # In between, only the job id was looked up, for LOST_ANSWER_GRACE_S of fake time.
+    runs = [i for i, r in enumerate(flink.requests) if r[0] == 'POST' and r[1].endswith('/run')]
+    assert set(flink.requests[runs[0] + 1:runs[1]]) == {('GET', '/jobs/%s' % d.job_id(0))}
+    assert second_at - first_at >= jobmod.LOST_ANSWER_GRACE_S
 
 
 def test_leader_election_during_observe_is_waited_out_not_read_as_empty(jar):
@@ -438,6 +475,41 @@ def test_unhealthy_live_job_is_reported(jar):
     assert r['health'] == 'starting' and any('not healthy' in w for w in r['_warnings'])
 
 
+def split_record(body):
+    """(the body without its flinkops record entry, the decoded record) of a /plan or /run body."""
+    body = dict(body)
+    conf = dict(body.pop('flinkConfiguration'))
+    entries = conf.pop('pipeline.global-job-parameters').split(',')
+    mine = [e for e in entries if e.startswith(ident.SPEC_PARAM + ':')]
+    assert len(mine) == 1
+    rest = [e for e in entries if e not in mine]
+    if rest:
+        conf['pipeline.global-job-parameters'] = ','.join(rest)
+    body['flinkConfiguration'] = conf
+    return body, ident.decode_record(mine[0].split(':', 1)[1])
+
+
+def assert_plan_is_the_run(plan_body, run):
+    """/plan validated the program /run started: the same body but for what only a start can carry.
+
+    A start adds the restore fields (savepointPath, allowNonRestoredState), and its record names where it was
+    restored from (not known before the state was taken). The plan carries the predicted job id; a start may take
+    a later generation when another run came first. Everything else is equal, the record's salt (and so the
+    per-instance checkpoint directory) included.
+    """
+    assert 'savepointPath' not in plan_body and 'allowNonRestoredState' not in plan_body
+    assert plan_body.get('jobId') in (None, run.get('jobId'))
+    plan_rest, plan_record = split_record(dict((k, v) for k, v in plan_body.items() if k != 'jobId'))
+    run_rest, run_record = split_record(dict((k, v) for k, v in run.items()
+                                             if k not in ('savepointPath', 'allowNonRestoredState', 'jobId')))
+    assert plan_rest == run_rest
+    assert plan_record.salt == run_record.salt and plan_record.salt
+    assert plan_record.restored_from is None
+    assert run_record.restored_from == run.get('savepointPath', run_record.restored_from)
+    plan_record.restored_from = run_record.restored_from
+    assert plan_record.encode() == run_record.encode()
+
+
 def test_run_body_carries_args_config_and_restore_and_the_record(jar):
     flink = FakeFlink()
     seen = []
@@ -459,11 +531,11 @@ def test_run_body_carries_args_config_and_restore_and_the_record(jar):
     assert 'programArgs' not in body
     # /plan validates exactly the program /run starts.
     flink.plans.clear()
-    reconcile(flink, desired(jar, state='upgraded', args=['a b', 'ü', '--v2'], parallelism=2,
-                             entry_class='org.example.Job', config={'x.enabled': True}))
-    plan_body = flink.plans[0]
-    assert plan_body['programArgsList'] == ['a b', 'ü', '--v2'] and plan_body['flinkConfiguration'] == {
-        'x.enabled': 'true'}
+    up = reconcile(flink, desired(jar, state='upgraded', args=['a b', 'ü', '--v2'], parallelism=2,
+                                  entry_class='org.example.Job', config={'x.enabled': True}))
+    plan_body, run = flink.plans[0], flink.bodies[up['job_id']]
+    assert run['savepointPath'] == up['savepoint']
+    assert_plan_is_the_run(plan_body, run)
 
 
 def test_secrets_are_sent_but_never_recorded(jar):
@@ -568,6 +640,21 @@ def test_a_savepoint_that_cannot_be_taken_fails_at_once_and_the_job_keeps_runnin
         reconcile(flink, model.Desired(name='orders', state='absent', savepoint=True))
     stops = [r for r in flink.requests if r[0] == 'POST' and r[1].endswith('/stop')]
     assert len(stops) == 1 and len(flink.live()) == 1
+
+
+def test_a_failed_stop_of_a_job_that_is_being_cancelled_does_not_say_it_keeps_running(jar):
+    flink = FakeFlink()
+    d = desired(jar)
+    flink.add_job(d.job_id(0), 'orders')
+    flink.declined_stops = ['Failed to trigger savepoint: the file system refused it']
+
+    def someone_cancels(method, path, body):
+        if '/savepoints/' in path:
+            flink.jobs[d.job_id(0)]['state'] = 'CANCELLING'
+    flink.hooks.append(someone_cancels)
+    with pytest.raises(api.FlinkApiError) as err:
+        reconcile(flink, model.Desired(name='orders', state='absent', savepoint=True))
+    assert 'CANCELLING' in err.value.msg and 'keeps running' not in err.value.msg
 
 
 def test_absent_check_mode_touches_nothing(jar):
@@ -803,7 +890,9 @@ def test_checkpoint_statistics_are_read_only_once_they_caught_up_with_the_end(ja
             polls.append(1)
             if len(polls) == 2:
                 flink.end(first['job_id'], 'CANCELED')
+                ended_at.append(clock.now)
     flink.hooks.append(cancel_completes)
+    ended_at = []
 
     def stats(method, path, body):
         if path == '/jobs/%s/checkpoints' % first['job_id']:
@@ -813,6 +902,9 @@ def test_checkpoint_statistics_are_read_only_once_they_caught_up_with_the_end(ja
     client = api.FlinkClient(['http://jm:8081'], api.Deadline(60, clock=clock), session=FakeSession(flink),
                              sleep=clock.sleep)
     r = jobmod.JobReconciler(client, desired(jar), sleep=clock.sleep).run()
-    ended_at = clock.sleeps and sum(clock.sleeps[:-1])
-    assert len(polls) >= 2 and reads and reads[0] - ended_at >= jobmod.STATS_REFRESH_S - 0.01
+    # The cancel was seen complete at the second status poll; the statistics were read STATS_REFRESH_S later
+    # (the health gate's sleeps come after that read, so they do not count).
+    assert len(polls) >= 2 and len(ended_at) == 1 and reads
+    assert reads[0] - ended_at[0] >= jobmod.STATS_REFRESH_S - 0.01
+    assert r['verification']['healthy'] and clock.now > reads[0]
     assert r['restored_from']['path'] == 'file:/cp/final/chk-5'

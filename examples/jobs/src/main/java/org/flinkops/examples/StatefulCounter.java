@@ -6,6 +6,9 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
@@ -20,7 +23,11 @@ import org.apache.flink.util.Collector;
  * --uid-suffix S      appended to every operator uid: a version whose state cannot be mapped
  * --fail-in-main      throw in main() before execute(): the program cannot build its job graph
  * --fail-at-runtime   the counter throws on its first record (no restarts): the job goes FAILED
+ * --fail-after N      each counter subtask throws after N records of the current attempt; the cluster's
+ *                     restart strategy applies, so the job crash-loops (RUNNING, RESTARTING, RUNNING...)
  * --sleep-ms N        pause per record (default 20), so the job does not burn CPU
+ * --snapshot-sleep-ms N  every checkpoint and savepoint takes at least N ms (the throttle sleeps in
+ *                     snapshotState; it has no state of its own, so old savepoints still map)
  * </pre>
  */
 public class StatefulCounter {
@@ -34,6 +41,8 @@ public class StatefulCounter {
         boolean failInMain = false;
         boolean failAtRuntime = false;
         long sleepMs = 20;
+        long failAfter = -1;
+        long snapshotSleepMs = 0;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--job-name") && i + 1 < args.length) {
@@ -42,6 +51,10 @@ public class StatefulCounter {
                 uidSuffix = args[++i];
             } else if (a.equals("--sleep-ms") && i + 1 < args.length) {
                 sleepMs = Long.parseLong(args[++i]);
+            } else if (a.equals("--fail-after") && i + 1 < args.length) {
+                failAfter = Long.parseLong(args[++i]);
+            } else if (a.equals("--snapshot-sleep-ms") && i + 1 < args.length) {
+                snapshotSleepMs = Long.parseLong(args[++i]);
             } else if (a.equals("--fail-in-main")) {
                 failInMain = true;
             } else if (a.equals("--fail-at-runtime")) {
@@ -59,10 +72,10 @@ public class StatefulCounter {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.fromSequence(0, Long.MAX_VALUE)
                 .uid("sequence" + uidSuffix)
-                .map(new Throttle(sleepMs))
+                .map(new Throttle(sleepMs, snapshotSleepMs))
                 .uid("throttle" + uidSuffix)
                 .keyBy(new ByBucket())
-                .process(new Counter(failAtRuntime))
+                .process(new Counter(failAtRuntime, failAfter))
                 .uid("counter" + uidSuffix)
                 .filter(s -> false)
                 .uid("drop" + uidSuffix)
@@ -71,12 +84,25 @@ public class StatefulCounter {
         env.execute(jobName);
     }
 
-    /** Slows the sequence down. */
-    public static class Throttle implements MapFunction<Long, Long> {
+    /** Slows the sequence down, and optionally every checkpoint/savepoint (it keeps no state). */
+    public static class Throttle implements MapFunction<Long, Long>, CheckpointedFunction {
         private final long sleepMs;
+        private final long snapshotSleepMs;
 
-        public Throttle(long sleepMs) {
+        public Throttle(long sleepMs, long snapshotSleepMs) {
             this.sleepMs = sleepMs;
+            this.snapshotSleepMs = snapshotSleepMs;
+        }
+
+        @Override
+        public void snapshotState(FunctionSnapshotContext context) throws Exception {
+            if (snapshotSleepMs > 0) {
+                Thread.sleep(snapshotSleepMs);
+            }
+        }
+
+        @Override
+        public void initializeState(FunctionInitializationContext context) {
         }
 
         @Override
@@ -99,10 +125,14 @@ public class StatefulCounter {
     /** Counts records per key in keyed state. */
     public static class Counter extends KeyedProcessFunction<Long, Long, String> {
         private final boolean fail;
+        private final long failAfter;
         private transient ValueState<Long> count;
+        /** Records this subtask processed in this attempt: not state, so every restart starts at 0. */
+        private transient long seen;
 
-        public Counter(boolean fail) {
+        public Counter(boolean fail, long failAfter) {
             this.fail = fail;
+            this.failAfter = failAfter;
         }
 
         @Override
@@ -110,6 +140,11 @@ public class StatefulCounter {
             if (fail) {
                 throw new IllegalStateException("StatefulCounter was asked to fail at runtime (--fail-at-runtime)");
             }
+            if (failAfter >= 0 && seen >= failAfter) {
+                throw new IllegalStateException(
+                        "StatefulCounter was asked to fail after " + failAfter + " records (--fail-after)");
+            }
+            seen++;
             if (count == null) {
                 count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Long.class));
             }
