@@ -69,6 +69,7 @@ bench: venv collection
 	$(VPY) -m bench.noop_run --version $(DEMO_FLINK_VERSION)
 	$(VPY) -m bench.upload_memory --version $(DEMO_FLINK_VERSION) --size-mib 200
 	$(VPY) -m bench.forgotten_generations --version $(DEMO_FLINK_VERSION) --history 100
+	$(VPY) -m bench.upgrade_vs_rest --version $(DEMO_FLINK_VERSION) --rounds 3
 
 # The README's fault table, from the fault cases of the last integration run.
 fault-report: venv

@@ -38,6 +38,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.flinkops.flink.plugins.module_utils._api import Deadline, FlinkApiError, FlinkError
 from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
@@ -47,6 +49,23 @@ from ansible_collections.flinkops.flink.plugins.module_utils._model import is_en
 
 # Clean-up after a successful upgrade never takes longer than this, and never fails the upgrade.
 COMMIT_BUDGET_S = 15.0
+
+
+def job_graph(plan):
+    """A job graph as ``--diff`` shows it: one ``<vertex> (parallelism N)`` line per vertex, or None."""
+    if not isinstance(plan, dict) or not isinstance(plan.get('nodes'), list):
+        return None
+    lines = []
+    for node in plan['nodes']:
+        if not isinstance(node, dict):
+            continue
+        text = str(node.get('description') or node.get('operator') or node.get('id') or '?')
+        text = re.sub(r'<[^>]+>', ' ', text.replace('<br/>', ' / '))
+        text = ' '.join(text.split())
+        if len(text) > 120:
+            text = text[:117] + '...'
+        lines.append('%s (parallelism %s)' % (text, node.get('parallelism')))
+    return lines
 
 
 class UpgradeError(FlinkError):
@@ -95,6 +114,7 @@ class UpgradeTransaction(object):
         self.times = TimeModel(self.client.deadline, self.d.rollback_timeout)
         self.before = rec._state_of(self.old, obs.records.get(self.old['id']))
         self.salt = None
+        self.graphs = None   # (running, new) job graphs for --diff: vertex names and parallelism
         self.extra = {'previous_job_id': self.old['id'], 'upgrade_mode': self.d.upgrade_mode,
                       'adopted': the_plan.adopted, 'savepoint': None, 'new_job_id': None}
 
@@ -138,7 +158,9 @@ class UpgradeTransaction(object):
         # The submission's own body, but for what only /run takes (savepointPath, allowNonRestoredState).
         body = self.api.run_body(self.new, self.plan.job_id, None, record)
         try:
-            self.api.plan_jar(jar_id, body, 'build the job graph of the new version of %r' % d.name)
+            answer = self.api.plan_jar(jar_id, body, 'build the job graph of the new version of %r' % d.name)
+            if self.rec.diff:
+                self.graphs = (self._graph_of_job(self.old['id']), job_graph((answer or {}).get('plan')))
         except FlinkApiError as exc:
             raise FlinkApiError('The new version of job %r cannot start: %s. The running job was not touched.'
                                 % (d.name, exc.cause or exc.msg), status=exc.status, cause=exc.cause)
@@ -201,8 +223,18 @@ class UpgradeTransaction(object):
         self.rec._clean_jars(self.previous, self.new)   # never raises; a failure is a warning
         after = self.rec._declared_state(job['id'], generation)
         after['upgrade_mode'] = d.upgrade_mode
+        before = dict(self.before)
+        if self.graphs is not None:
+            before['job_graph'], after['job_graph'] = self.graphs
         extra = dict(self.extra)
-        return self.rec._result(True, 'upgraded', job=job, before=self.before, after=after, **extra)
+        return self.rec._result(True, 'upgraded', job=job, before=before, after=after, **extra)
+
+    def _graph_of_job(self, jid):
+        try:
+            data = self.client.get('/jobs/%s/plan' % jid, 'read the job graph of job %s' % jid, allow_404=True)
+        except FlinkError:
+            return None
+        return job_graph((data or {}).get('plan'))
 
     # -- compensation --------------------------------------------------------------------
     def compensate(self, reason, restore_path):

@@ -247,6 +247,10 @@ notes:
   - After a successful upgrade the previous version's jar is deleted from the cluster, unless another live job
     records that it uses the same jar. This clean-up has a budget of its own (at most 15 s). A failure there is a
     warning, never a failed upgrade, and the result keeps the savepoint and the job ids.
+  - Job graphs in the diff. With C(--diff), a real upgrade also shows the job graph of the running version (from
+    C(GET /jobs/<id>/plan)) and of the new one (from the preflight's C(/jars/<id>/plan)) as C(job_graph), one line
+    per vertex with its parallelism. Check mode cannot show them, because building the new graph runs the
+    program's C(main()).
   - Health. A live job that Flink reports RESTARTING or FAILING, or whose tasks are not all RUNNING, is reported in
     RV(health) with a warning; it is never silently counted as fine.
   - flink_job is meant for long-running (streaming) jobs. A batch job that finishes will be submitted again by the
