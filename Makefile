@@ -45,10 +45,14 @@ unit: venv collection
 sanity: venv
 	$(VPY) tests/sanity/run_sanity.py
 
+# Tests that never talk to Flink (collection build, execution environment) run with the first version only.
+FLINK_FREE_TESTS := tests/integration/test_collection_build.py tests/integration/test_execution_environment.py
+
 integration: venv collection
-	@set -e; for v in $(FLINK_VERSIONS); do \
+	@set -e; skip=""; for v in $(FLINK_VERSIONS); do \
 	  echo "=== integration on Flink $$v ==="; \
-	  FLINKOPS_FLINK_VERSION=$$v $(VPY) -m pytest -q -p no:cacheprovider tests/integration; \
+	  FLINKOPS_FLINK_VERSION=$$v $(VPY) -m pytest -q -p no:cacheprovider --durations=15 $$skip tests/integration; \
+	  skip="$(addprefix --ignore=,$(FLINK_FREE_TESTS))"; \
 	done
 
 # Role scenarios (molecule, delegated driver, local connection): each converges,

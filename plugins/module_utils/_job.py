@@ -163,12 +163,14 @@ class JobReconciler(object):
             self._await_stats_after(job)
             cps = self.api.checkpoints(job['id'])
             point = restore_point(cps)
-            restored = restored_source(cps)
-            if point is None and restored is None:
+            restored = None
+            if point is None:
+                # Where the instance was started from: its record says so. Flink's latest.restored is no substitute:
+                # after a restart or a failover it names the instance's own checkpoint, deleted when it was cancelled.
                 record = obs.records[job['id']] if job['id'] in obs.records else self.api.record(job['id'])
                 obs.records[job['id']] = record
-                if record is not None and record.restored_from:
-                    restored = record.restored_from
+                restored = (record.restored_from if record is not None else None) or \
+                    restored_source(cps, own_job_id=job['id'])
             history.append(planner.HistoryEntry(job, point, restored))
             if point is not None or restored is not None:
                 break
@@ -495,6 +497,13 @@ class JobReconciler(object):
                 jar_id = self.api.upload_jar(version.jar_path, sha)
             elif jar_id is None:
                 jar_id = self.api.find_jar_on_any(sha, keep=True)
+                if jar_id is None:
+                    raise FlinkApiError(
+                        'The jar of version %s of job %r (sha256 %s) is on none of the JobManagers in url (%s), and '
+                        'this run has no file to upload it from. A jar lives with the JobManager that took the upload: '
+                        'it is lost when that JobManager dies or restarts.'
+                        % (version.jar_name or 'unknown', version.name, sha[:16], ', '.join(self.client.urls)),
+                        cause='the previous version\'s jar is no longer on the cluster')
             self._jar_ids[sha] = jar_id
         if version.jar_path:
             self.jar_id = self._jar_ids[sha]

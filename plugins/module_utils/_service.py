@@ -86,10 +86,19 @@ def restore_point(checkpoints):
     return found[-1][1], found[-1][2]
 
 
-def restored_source(checkpoints):
-    """The path an instance was started from, from ``latest.restored`` in ``GET /jobs/<id>/checkpoints``."""
+def restored_source(checkpoints, own_job_id=None):
+    """The path an instance was started from, from ``latest.restored`` in ``GET /jobs/<id>/checkpoints``.
+
+    Flink overwrites ``latest.restored`` on every restart and failover recovery, with the
+    instance's own checkpoint (``.../<job id>/chk-N``); that is not where the instance was
+    started from, and it is gone once the job was cancelled: with ``own_job_id`` such a
+    path gives None.
+    """
     restored = ((checkpoints or {}).get('latest') or {}).get('restored') or {}
-    return restored.get('external_path') or None
+    path = restored.get('external_path') or None
+    if path and own_job_id and '/%s/' % own_job_id in path:
+        return None
+    return path
 
 
 def savepoint_target(base, trigger_id):
@@ -238,6 +247,24 @@ class FlinkJobs(object):
                 return jar_id
         client.use_index(start)
         return None
+
+    def jar_locations(self, jar_sha256):
+        """The urls (of ``client.urls``) whose JobManager answered and has the jar; the client's endpoint is kept."""
+        client = self.client
+        start = client.current_index
+        found = []
+        for index in range(len(client.urls)):
+            client.use_index(index)
+            try:
+                jar_id = self.find_jar(jar_sha256)
+            except FlinkError:
+                continue
+            finally:
+                answered = client.current_index
+                client.use_index(start)
+            if jar_id is not None and answered == index:
+                found.append(client.urls[index])
+        return found
 
     def upload_jar(self, path, jar_sha256):
         """Upload ``path`` under a name that carries its content hash; returns the jar id.

@@ -167,11 +167,20 @@ class UpgradeTransaction(object):
         previous = self.previous
         if previous is not None and previous.jar_sha256 != self.new.jar_sha256:
             # Jars live with the JobManager whose REST endpoint took the upload: look at every url.
-            if self.api.find_jar_on_any(previous.jar_sha256, keep=False) is None and not d.allow_no_rollback:
+            urls = self.client.urls
+            where = self.api.jar_locations(previous.jar_sha256) if len(set(urls)) > 1 else None
+            if where is None:
+                where = [self.client.url] if self.api.find_jar_on_any(previous.jar_sha256, keep=False) else []
+            if not where and not d.allow_no_rollback:
                 raise planner.PlanError(
                     'Upgrade of job %r would have no way back: the jar of the running version (sha256 %s, %s) is on '
                     'none of the JobManagers in url. The running job was not touched. Set allow_no_rollback: true '
                     'to upgrade anyway.' % (d.name, previous.jar_sha256[:16], previous.jar_name))
+            if len(where) == 1 and len(set(urls)) > 1:
+                rec.warn('Job %r: the jar of the running version is only on %s. If that JobManager fails during this '
+                         'upgrade, a rollback cannot start the previous version (the task then names the savepoint '
+                         'to start it from by hand). A web.upload.dir shared by the JobManagers avoids this.'
+                         % (d.name, where[0]))
 
     def take_state(self):
         """(restore path or None, seconds the stop overran the forward budget or None)."""
@@ -281,8 +290,8 @@ class UpgradeTransaction(object):
             result['job_id'] = None
             raise UpgradeError(
                 'Upgrade of job %r failed: %s. Restarting the previous version failed too: %s. Instances of the job '
-                'now: %s. Its state is in %s.' % (d.name, reason, again.cause or again.msg, self._instances(),
-                                                  state_hint), result)
+                'now: %s. Its state is in %s: run the previous declaration with restore_from set to it.'
+                % (d.name, reason, again.msg, self._instances(), state_hint), result)
         result.update(job_id=job['id'], job=job)
         if not verdict.ok:
             raise UpgradeError(

@@ -50,10 +50,10 @@ class Result(dict):
 
 
 class Ansible(object):
-    # The suite's plays run flink_job with a 2 s health window (FLINKOPS_TEST_HEALTHY_FOR), so that hundreds of
+    # The suite's plays run flink_job with a 1 s health window (FLINKOPS_TEST_HEALTHY_FOR), so that hundreds of
     # submissions stay inside CI's time. The gate's own tests pass healthy_for, or clear this default to run with
     # the module's documented one (play_extra={'module_defaults': {FLINK_JOB: {}}}).
-    healthy_for = int(os.environ.get('FLINKOPS_TEST_HEALTHY_FOR', '2'))
+    healthy_for = int(os.environ.get('FLINKOPS_TEST_HEALTHY_FOR', '1'))
 
     def __init__(self, workdir):
         self.workdir = workdir
