@@ -6,13 +6,14 @@ running and for a new one. Neither may end up with two live instances.
 """
 
 import os
+import shutil
 import threading
 import time
 
 import pytest
 import requests
 
-from tests.harness.cluster import FlinkCluster
+from tests.harness.cluster import FlinkCluster, load_state
 from tests.harness.cluster import _alive as alive
 from tests.harness.faultproxy import FaultProxy
 from tests.integration.conftest import EXAMPLE_CLASS, Watcher, free_port_block, live_jobs, soak_runs
@@ -21,7 +22,12 @@ from tests.integration.conftest import EXAMPLE_CLASS, Watcher, free_port_block, 
 @pytest.fixture(scope='module')
 def ha_cluster(flink_version, workroot):
     port = free_port_block(18500, 18990, 10)
-    c = FlinkCluster(flink_version, os.path.join(workroot, 'ha-%d' % port), rest_port=port, ha=True, slots=4)
+    workdir = os.path.join(workroot, 'ha-%d' % port)
+    # A JobManager recovers whatever ZooKeeper and the HA storage hold, also from an earlier session here.
+    previous = load_state(workdir)
+    assert not (previous and any(alive(p) for p in previous['procs'])), 'a cluster in %s still runs' % workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+    c = FlinkCluster(flink_version, workdir, rest_port=port, ha=True, slots=4)
     c.start(timeout=180)
     try:
         yield c
