@@ -195,7 +195,10 @@ def test_new_version_lacking_slots_is_rolled_back_within_wait_timeout(cluster, a
     # The default scheduler: Flink said RUNNING while the tasks waited for slots that never came.
     trail = ref.seen[r['new_job_id']]
     assert any(s == 'RUNNING' and 'scheduled' in t and 'running' not in t for s, t in trail), trail
-    assert 'not all RUNNING' in r['verification']['reason'], r['verification']
+    # The gate runs out with tasks that never all ran, or Flink itself gives up on the slots first (seen once in
+    # the full suite on 2.3.0: the job went RESTARTING); either way it was rolled back.
+    reason = r['verification']['reason']
+    assert 'not all RUNNING' in reason or 'restarting' in reason, r['verification']
     assert took <= wait_timeout + ANSIBLE_SLACK_S, 'the run took %.1f s, the bound is %d s + %d s' % (
         took, wait_timeout, ANSIBLE_SLACK_S)
 
