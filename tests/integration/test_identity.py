@@ -281,6 +281,7 @@ def test_check_mode_equals_the_real_run(cluster, ansible, jar, jar_v2, job_name,
                 'job_ids'):
         assert check.get(key) == real.get(key), (key, check.get(key), real.get(key))
     # Only a real upgrade shows the job graphs (building the new one runs the program's main()); the rest is equal.
+
     def comparable(side, *skip):
         return {k: v for k, v in side.items() if k not in ('job_graph',) + skip}
     assert comparable(check['diff']['before']) == comparable(real['diff']['before'])
