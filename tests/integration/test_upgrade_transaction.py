@@ -192,13 +192,20 @@ def test_new_version_lacking_slots_is_rolled_back_within_wait_timeout(cluster, a
     report_case(fault_report, 'new version lacks slots (default scheduler)', cluster.url, job_name, ref, took)
 
     assert_rolled_back(cluster, r, v1, v1_spec, ref)
-    # The default scheduler: Flink said RUNNING while the tasks waited for slots that never came.
+    # The default scheduler lacks slots in two ways, both seen here. On a fresh cluster, Flink says RUNNING and the
+    # tasks wait SCHEDULED for slots that never come: the gate runs out. In the full suite (a cluster up for many
+    # minutes; most likely past the ResourceManager's start-up period, resourcemanager.standalone.start-up-time) the
+    # job was seen only RESTARTING: its slot requests failed at once, and the gate failed at the first restart.
     trail = ref.seen[r['new_job_id']]
-    assert any(s == 'RUNNING' and 'scheduled' in t and 'running' not in t for s, t in trail), trail
-    # The gate runs out with tasks that never all ran, or Flink itself gives up on the slots first (seen once in
-    # the full suite on 2.3.0: the job went RESTARTING); either way it was rolled back.
+    assert not any(s == 'RUNNING' and t == ('running',) for s, t in trail), trail
+    waited = any(s == 'RUNNING' and 'scheduled' in t and 'running' not in t for s, t in trail)
+    restarted = any(s == 'RESTARTING' for s, t in trail)
+    assert waited or restarted, trail
     reason = r['verification']['reason']
-    assert 'not all RUNNING' in reason or 'restarting' in reason, r['verification']
+    if restarted:
+        assert any(word in reason for word in ('restarting', 'failed', 'not all RUNNING')), r['verification']
+    else:
+        assert 'not all RUNNING' in reason, r['verification']
     assert took <= wait_timeout + ANSIBLE_SLACK_S, 'the run took %.1f s, the bound is %d s + %d s' % (
         took, wait_timeout, ANSIBLE_SLACK_S)
 
