@@ -27,8 +27,8 @@ from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, free_port_block,
 from tests.integration.test_ha_failover import FailoverTally, current_leader, kill_at
 from tests.integration.test_upgrade import jar_names, restored_path, spec, upgraded, wait_for_checkpoint
 
-# The module's documented defaults (healthy_for 10 s): the suite's plays otherwise use a 1 s window
-# (tests/integration/ansible_play.py).
+# The module's documented defaults (healthy_for 10 s): the suite's plays otherwise use healthy_for 0
+# (tests/integration/ansible_play.py); a case that needs a window sets its own.
 DOCUMENTED_DEFAULTS = {'module_defaults': {'flinkops.flink.flink_job': {}}}
 # ansible-playbook start-up and the module's first request are outside the module's wait_timeout clock.
 ANSIBLE_SLACK_S = 15
@@ -412,7 +412,7 @@ def test_leader_killed_during_the_rollback(ha_cluster, ansible, jar, jar_v2, job
             # The only PATCH of this run is the cancel of the new version, in the compensation.
             proxy.add('PATCH', r'^/jobs/', 'hook', times=1, before=kill_at(ha_cluster, leader, killed))
             r = ansible.run('flink_job', ha_args(jar_v2, job_name, [proxy.url, urls[standby]], '--fail-after', '10',
-                                                 state='upgraded', rollback_timeout=100))
+                                                 state='upgraded', rollback_timeout=100, healthy_for=5))
             assert ref.wait_samples(), ref.errors
             live = [j['jid'] for j in live_jobs(urls[standby], job_name)]
             if previous_jar_on == 'leader':
