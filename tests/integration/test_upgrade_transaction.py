@@ -12,19 +12,16 @@ start-up and the module's first request, both outside the module's clock.
 
 import base64
 import json
-import os
 import re
-import shutil
 import threading
 import time
 
 import pytest
 import requests
 
-from tests.harness.cluster import FlinkCluster, _alive, load_state
 from tests.harness.faultproxy import FaultProxy
-from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, free_port_block, live_jobs
-from tests.integration.test_ha_failover import FailoverTally, current_leader, kill_at
+from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, live_jobs
+from tests.integration.test_ha_failover import FailoverTally, current_leader, fresh_ha_cluster, kill_at
 from tests.integration.test_upgrade import jar_names, restored_path, spec, upgraded, wait_for_checkpoint
 
 # The module's documented defaults (healthy_for 10 s): the suite's plays otherwise use healthy_for 0
@@ -357,23 +354,9 @@ def test_first_submission_that_crash_loops_fails_the_task(cluster, ansible, jar,
 
 @pytest.fixture(scope='module')
 def ha_cluster(flink_version, workroot):
-    """Two JobManagers (ZooKeeper), as in test_ha_failover, in a work directory of their own, emptied first.
-
-    A JobManager recovers what the HA storage and ZooKeeper hold, also from an earlier
-    session in the same directory: a job result left there by a failed case made Flink
-    2.3's JobManagers die at start ("Application ID is missing in the recovered job result").
-    """
-    port = free_port_block(18500, 18990, 10)
-    workdir = os.path.join(workroot, 'ha-upgrade-%d' % port)
-    previous = load_state(workdir)
-    assert not (previous and any(_alive(p) for p in previous['procs'])), 'a cluster in %s still runs' % workdir
-    shutil.rmtree(workdir, ignore_errors=True)
-    c = FlinkCluster(flink_version, workdir, rest_port=port, ha=True, slots=4)
-    c.start(timeout=180)
-    try:
+    """Two JobManagers (ZooKeeper), as in test_ha_failover, in a work directory of their own."""
+    with fresh_ha_cluster(flink_version, workroot, prefix='ha-upgrade') as c:
         yield c
-    finally:
-        c.stop()
 
 
 def ha_args(jar, name, urls, *extra, **options):
