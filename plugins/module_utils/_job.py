@@ -27,6 +27,7 @@ import uuid
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     Deadline,
     FlinkApiError,
+    FlinkError,
     FlinkLostAnswer,
     FlinkNotReadyTimeout,
     is_duplicate_submission,
@@ -460,10 +461,7 @@ class JobReconciler(object):
                 try:
                     path, _overran = self._stop_with_savepoint(job['id'], the_plan.savepoint_dir)
                 except FlinkApiError as exc:
-                    view = self._view_now(job['id'])
-                    raise FlinkApiError('%s. %s' % (exc.msg, 'The job keeps running (Flink reports it RUNNING now).'
-                                                    if view and view['state'] == 'RUNNING' else
-                                                    'The job is %s.' % (view['state'] if view else 'gone')),
+                    raise FlinkApiError('%s. %s' % (exc.msg, self._state_after_failed_stop(job['id'])[0]),
                                         status=exc.status, cause=exc.cause)
                 savepoints.append(path)
             else:
@@ -744,6 +742,20 @@ class JobReconciler(object):
         if not budget.expired():
             return None
         return budget.now() - sent_at
+
+    def _state_after_failed_stop(self, jid):
+        """(sentence, still live) about a job whose stop failed, as Flink reports it now (never assumed)."""
+        try:
+            view = self._view_now(jid)
+        except FlinkError as exc:
+            return 'Its state could not be read (%s).' % exc.msg, False
+        if view is None:
+            return 'Flink no longer knows it.', False
+        if view['state'] == 'RUNNING':
+            return 'The job keeps running (Flink reports it RUNNING now).', True
+        if is_live(view) and not is_ending(view):
+            return 'The job is %s (live, but not verified running).' % view['state'], True
+        return 'The job is %s.' % view['state'], False
 
     def _view_now(self, jid):
         """A job as ``GET /jobs/overview`` lists it now (not cached), else ``GET /jobs/<id>``."""

@@ -45,7 +45,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _config as c
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils import _plan as planner
 from ansible_collections.flinkops.flink.plugins.module_utils._health import HealthGate
-from ansible_collections.flinkops.flink.plugins.module_utils._model import is_ending, is_live
+from ansible_collections.flinkops.flink.plugins.module_utils._model import is_live
 
 # Clean-up after a successful upgrade never takes longer than this, and never fails the upgrade.
 COMMIT_BUDGET_S = 15.0
@@ -191,7 +191,7 @@ class UpgradeTransaction(object):
                 path, overran = self.rec._stop_with_savepoint(old['id'], self.plan.savepoint_dir)
             except FlinkApiError as exc:
                 self.client.deadline = self.times.compensation()
-                sentence, running = self._old_state()
+                sentence, running = self.rec._state_after_failed_stop(old['id'])
                 result = self._failure('failed')
                 result['changed'] = not running
                 result['job_id'] = old['id'] if running else None
@@ -311,17 +311,3 @@ class UpgradeTransaction(object):
         except FlinkError as exc:
             return 'unknown (%s)' % exc.msg
         return ', '.join('%s %s' % (v['id'], v['state']) for v in live) or 'none live'
-
-    def _old_state(self):
-        """(sentence, still running) about the old version, as read from Flink now (never assumed)."""
-        try:
-            view = self.rec._view_now(self.old['id'])
-        except FlinkError as exc:
-            return 'Its state could not be read (%s).' % exc.msg, False
-        if view is None:
-            return 'Flink no longer knows it.', False
-        if view['state'] == 'RUNNING':
-            return 'The job keeps running (Flink reports it RUNNING now).', True
-        if is_live(view) and not is_ending(view):
-            return 'The job is %s (live, but not verified running).' % view['state'], True
-        return 'The job is %s.' % view['state'], False
