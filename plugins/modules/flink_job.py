@@ -543,33 +543,14 @@ from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     run_module,
 )
 from ansible_collections.flinkops.flink.plugins.module_utils._job import JobReconciler
+from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import job_argument_spec, job_required_if
 from ansible_collections.flinkops.flink.plugins.module_utils._model import Desired
 
 
 def main():
     argument_spec = connection_argument_spec()
-    argument_spec.update(
-        name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=['present', 'absent', 'upgraded']),
-        jar=dict(type='path'),
-        entry_class=dict(type='str'),
-        args=dict(type='list', elements='str', default=[]),
-        secret_args=dict(type='list', elements='str', default=[], no_log=True),
-        parallelism=dict(type='int'),
-        config=dict(type='dict', default={}),
-        restore_from=dict(type='str'),
-        upgrade_mode=dict(type='str', default='savepoint', choices=['savepoint', 'last-state', 'stateless']),
-        allow_non_restored_state=dict(type='bool', default=False),
-        allow_no_rollback=dict(type='bool', default=False),
-        savepoint=dict(type='bool', default=False),
-        savepoint_dir=dict(type='str'),
-        wait=dict(type='bool', default=True),
-        healthy_for=dict(type='int', default=10),
-        wait_for_checkpoint=dict(type='bool', default=False),
-        rollback_timeout=dict(type='int', default=60),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('state', 'present', ['jar']), ('state', 'upgraded', ['jar'])])
+    argument_spec.update(job_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=job_required_if())
     check_requirements(module)
     p = module.params
     hide_sensitive_values(module, p['config'])

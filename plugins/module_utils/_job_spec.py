@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) flinkops.flink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils is PRIVATE to the flinkops.flink collection. It may change
+# without notice; do not import it from other collections.
+
+"""flink_job's own options (without the connection options of ``_common.connection_argument_spec``).
+
+One definition for the ``flink_job`` module and the ``flink_job_params`` filter that
+the ``flink_jobs`` role checks and builds its module calls with. This file imports
+nothing from the collection, so the filter can load it by file path as well.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def job_argument_spec():
+    """flink_job's options, without the connection options (a new dict on every call)."""
+    return dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent', 'upgraded']),
+        jar=dict(type='path'),
+        entry_class=dict(type='str'),
+        args=dict(type='list', elements='str', default=[]),
+        secret_args=dict(type='list', elements='str', default=[], no_log=True),
+        parallelism=dict(type='int'),
+        config=dict(type='dict', default={}),
+        restore_from=dict(type='str'),
+        upgrade_mode=dict(type='str', default='savepoint', choices=['savepoint', 'last-state', 'stateless']),
+        allow_non_restored_state=dict(type='bool', default=False),
+        allow_no_rollback=dict(type='bool', default=False),
+        savepoint=dict(type='bool', default=False),
+        savepoint_dir=dict(type='str'),
+        wait=dict(type='bool', default=True),
+        healthy_for=dict(type='int', default=10),
+        wait_for_checkpoint=dict(type='bool', default=False),
+        rollback_timeout=dict(type='int', default=60),
+    )
+
+
+def job_required_if():
+    """flink_job's ``required_if`` (a new list on every call)."""
+    return [('state', 'present', ['jar']), ('state', 'upgraded', ['jar'])]
+
+
+def option_names(spec):
+    """Every name an argument spec accepts: its options and their aliases."""
+    names = set(spec)
+    for option in spec.values():
+        names.update(option.get('aliases') or ())
+    return names
