@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) flinkops.flink contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from ansible_collections.flinkops.flink.plugins.module_utils import _cluster_conf
+except ImportError:
+    # Loaded by file path (the test harness does so, outside any collection path):
+    # take the module_utils file next to this one, so there is still one implementation.
+    import importlib.util
+    import os
+
+    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils',
+                         '_cluster_conf.py')
+    _spec = importlib.util.spec_from_file_location('flinkops_flink_module_utils_cluster_conf', _path)
+    _cluster_conf = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_cluster_conf)
+
+
+def flink_cluster_process_conf(base, settings):
+    """The flat Flink configuration of each process of the flink_cluster role.
+
+    ``base`` is the distribution's ``config.yaml`` (flattened, or nested; ``None`` is
+    empty). ``settings`` is one dict; its keys, and the role variable each comes from:
+
+    ================================  =====================================================
+    ``ha``                            ``flink_cluster_ha`` (``none`` or ``zookeeper``)
+    ``instance_dir``                  ``flink_cluster_instance_dir``
+    ``savepoints_dir``                ``flink_cluster_savepoints_dir``
+    ``checkpoints_dir``               ``flink_cluster_checkpoints_dir``
+    ``advertised_address``            ``flink_cluster_advertised_address``
+    ``bind_address``                  ``flink_cluster_bind_address``
+    ``rest_port``                     ``flink_cluster_rest_port``
+    ``jobmanager_memory``             ``flink_cluster_jobmanager_memory``
+    ``taskmanager_memory``            ``flink_cluster_taskmanager_memory``
+    ``taskmanager_slots``             ``flink_cluster_taskmanager_slots``
+    ``jm0``                           the first JobManager's ``__flink_cluster_me``
+                                      (``address``, ``rpc_port``, ``zk_port``)
+    ``rpc_port``                      ``flink_cluster_rpc_port`` (HA)
+    ``ha_storage_dir``                ``flink_cluster_ha_storage_dir`` (HA)
+    ``ha_cluster_id``                 ``flink_cluster_ha_cluster_id`` (HA)
+    ``zookeeper_quorum``              ``flink_cluster_zookeeper_quorum`` (HA; may be empty)
+    ``rest_ssl``                      ``flink_cluster_rest_ssl``
+    ``rest_ssl_client_auth``          ``flink_cluster_rest_ssl_client_auth`` (TLS)
+    ``rest_keystore``                 ``__flink_cluster_rest_keystore`` (TLS)
+    ``rest_truststore``               ``__flink_cluster_rest_truststore`` (TLS; may be empty)
+    ``rest_ssl_algorithms``           ``flink_cluster_rest_ssl_algorithms`` (TLS)
+    ``user_config``                   ``flink_cluster_config`` (nested or flat; wins)
+    ================================  =====================================================
+
+    Returns ``{'jobmanager': {...}, 'taskmanager': {...}, 'zookeeper': {...}}``; see
+    ``plugins/module_utils/_cluster_conf.py`` for what goes into each. Invalid or
+    missing settings raise AnsibleFilterError.
+    """
+    try:
+        return _cluster_conf.process_conf(base, settings)
+    except _cluster_conf.SettingsError as exc:
+        raise AnsibleFilterError('flink_cluster_process_conf: %s' % exc)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {'flink_cluster_process_conf': flink_cluster_process_conf}
