@@ -7,7 +7,7 @@ import sys
 
 from tests.integration.ansible_play import ROOT, ansible_env
 
-MODULES = ('flink_job', 'flink_job_info', 'flink_cluster_info', 'flink_savepoint')
+MODULES = ('flink_job', 'flink_job_info', 'flink_cluster_info', 'flink_savepoint', 'flink_job_handover')
 
 
 def bin_path(name):

@@ -55,6 +55,8 @@ class FakeFlink(object):
         self.slow_stops = []
         self.pending_stops = {}     # trigger id -> {'jid', 'polls', 'location', 'failure'}
         self.watchers = []          # callables (method, path) called after every request was answered
+        self.taskmanagers = 1       # GET /overview
+        self.slots = 2
 
     def add_job(self, jid, name, state='RUNNING'):
         self.clock += 1
@@ -143,6 +145,9 @@ class FakeFlink(object):
             for jid in list(self.jobs):
                 self._read_status(jid)
             return FakeResponse(200, {'jobs': list(self.jobs.values())})
+        if method == 'GET' and path == '/overview':
+            return FakeResponse(200, {'taskmanagers': self.taskmanagers, 'slots-total': self.slots,
+                                      'flink-version': self.version})
         if method == 'GET' and path == '/config':
             return FakeResponse(200, {'flink-version': self.version})
         if method == 'GET' and path == '/jars':

@@ -6,6 +6,7 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
@@ -29,6 +30,10 @@ import org.apache.flink.util.Collector;
  * --snapshot-sleep-ms N  every checkpoint and savepoint takes at least N ms (the throttle sleeps in
  *                     snapshotState; it has no state of its own, so old savepoints still map)
  * </pre>
+ *
+ * <p>The counter publishes the highest count it has reached as the gauge {@code flinkopsCount} (operator
+ * metric of the counter vertex): a job restored from its state goes on from there, one started empty
+ * begins at 1.
  */
 public class StatefulCounter {
 
@@ -129,6 +134,8 @@ public class StatefulCounter {
         private transient ValueState<Long> count;
         /** Records this subtask processed in this attempt: not state, so every restart starts at 0. */
         private transient long seen;
+        /** Highest count of this subtask (the flinkopsCount gauge). */
+        private transient volatile long highest;
 
         public Counter(boolean fail, long failAfter) {
             this.fail = fail;
@@ -147,10 +154,14 @@ public class StatefulCounter {
             seen++;
             if (count == null) {
                 count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Long.class));
+                getRuntimeContext().getMetricGroup().gauge("flinkopsCount", (Gauge<Long>) () -> highest);
             }
             Long c = count.value();
             long next = (c == null ? 0L : c) + 1;
             count.update(next);
+            if (next > highest) {
+                highest = next;
+            }
             out.collect(ctx.getCurrentKey() + "=" + next);
         }
     }
