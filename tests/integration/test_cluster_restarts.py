@@ -16,6 +16,7 @@ by what Flink and the processes show, never by the role's own output:
 Role-level cases: they run with the first Flink version of the suite only (Makefile).
 """
 
+import json
 import os
 import threading
 import time
@@ -209,6 +210,24 @@ def test_a_job_started_by_hand_stops_the_restart_before_anything_moves(single, j
     assert not live(single.url, hand)
     [after] = live(single.url, single.name)
     assert restored_from(single.url, after['jid']).get('is_savepoint')
+
+
+def test_stopping_the_cluster_takes_the_job_out_and_starting_brings_it_back(single):
+    """flink_cluster_state=stopped (make stop) without HA: savepoint first; the next started run resumes from it."""
+    [job] = live(single.url, single.name)
+    reached = wait_until(lambda: (counter(single.url, job['jid']) or 0) >= 50, 90, 'the counter to reach 50')
+    conf = {'single': {'flink_cluster_config': dict(QUICK, **{'flinkops.test.round': 3})}}
+    single.ensure(host_vars=conf, extra_vars={'flink_cluster_state': 'stopped'})
+    assert read_pid(single.instance, 'standalonesession') is None and read_pid(single.instance, 'taskexecutor') is None
+    with open(os.path.join(single.instance, 'handover.json')) as f:
+        assert [e['name'] for e in json.load(f)['jobs']] == [single.name]
+    output, stats = single.ensure(host_vars=conf)
+    [after] = live(single.url, single.name)
+    restored = restored_from(single.url, after['jid'])
+    assert restored.get('is_savepoint') and os.path.join(single.instance, 'savepoints') in restored['external_path']
+    resumed = wait_until(lambda: counter(single.url, after['jid']), 60, 'the counter of the resumed job')
+    assert resumed >= reached, (reached, resumed)
+    assert not os.path.exists(os.path.join(single.instance, 'handover.json'))
 
 
 # -- two TaskManagers -------------------------------------------------------------------------
