@@ -45,15 +45,54 @@ unit: venv collection
 sanity: venv
 	$(VPY) tests/sanity/run_sanity.py
 
-# Tests that never talk to Flink (collection build, execution environment) run with the first version only.
+# Tests that never talk to Flink (collection build, execution environment) run with the first version only;
+# role-level tests (the roles on clusters that carry jobs, as root) with the last version only, which balances
+# the two concurrent suites (and the system user `flink` is shared, so two of them must not run at once).
 FLINK_FREE_TESTS := tests/integration/test_collection_build.py tests/integration/test_execution_environment.py
+ROLE_TESTS := tests/integration/test_cluster_restarts.py tests/integration/test_cluster_root.py \
+	tests/integration/test_flink_jobs_role.py
+
+# The versions' suites run at the same time, one pytest each (they mostly wait on Flink), output in
+# build/it/<version>.log, printed when all are done; INTEGRATION_JOBS=1 runs them one after the other, streaming
+# (any other value: all versions at once).
+# The n-th version shifts the suite's loopback ports (18000-20999, free_port_block in tests/integration/conftest.py)
+# by the n-th offset (FLINKOPS_PORT_OFFSET), so two suites never race for a port: 21000-23999, 24000-26999,
+# 29000-31999, clear of a suite run by hand, of molecule's 28xxx and of the ephemeral ports from 32768.
+INTEGRATION_JOBS ?= 2
+INTEGRATION_PORT_OFFSETS := 3000 6000 11000
 
 integration: venv collection
-	@set -e; skip=""; for v in $(FLINK_VERSIONS); do \
-	  echo "=== integration on Flink $$v ==="; \
-	  FLINKOPS_FLINK_VERSION=$$v $(VPY) -m pytest -q -p no:cacheprovider --durations=15 $$skip tests/integration; \
-	  skip="$(addprefix --ignore=,$(FLINK_FREE_TESTS))"; \
-	done
+	@[ $(words $(FLINK_VERSIONS)) -le $(words $(INTEGRATION_PORT_OFFSETS)) ] || \
+	  { echo "more FLINK_VERSIONS than INTEGRATION_PORT_OFFSETS" >&2; exit 2; }; \
+	mkdir -p $(BUILD)/it; n=0; pids=""; rc=0; set -- $(INTEGRATION_PORT_OFFSETS); \
+	trap 'for p in $$pids; do kill -INT -- -$$p 2>/dev/null; done' INT; \
+	trap 'for p in $$pids; do kill -TERM -- -$$p 2>/dev/null; done' TERM HUP; \
+	for v in $(FLINK_VERSIONS); do \
+	  n=$$((n + 1)); log=$(BUILD)/it/$$v.log; skip=""; \
+	  [ $$n -eq 1 ] || skip="$(addprefix --ignore=,$(FLINK_FREE_TESTS))"; \
+	  [ $$n -eq $(words $(FLINK_VERSIONS)) ] || skip="$$skip $(addprefix --ignore=,$(ROLE_TESTS))"; \
+	  run="env FLINKOPS_FLINK_VERSION=$$v FLINKOPS_PORT_OFFSET=$$1 \
+	    $(VPY) -m pytest -q -p no:cacheprovider --durations=15 $$skip tests/integration"; \
+	  shift; \
+	  if [ "$(INTEGRATION_JOBS)" = 1 ]; then \
+	    echo "=== integration on Flink $$v ==="; \
+	    set -o pipefail; $$run 2>&1 | tee $$log || exit 1; \
+	  else \
+	    set -m; ( s=$$SECONDS; $$run; r=$$?; echo "=== Flink $$v: exit $$r after $$((SECONDS - s)) s"; exit $$r ) \
+	      >$$log 2>&1 </dev/null & pids="$$pids $$!"; set +m; \
+	    echo "=== integration on Flink $$v started (pid $$!, output in $$log)"; \
+	  fi; \
+	done; \
+	for p in $$pids; do \
+	  wait $$p; r=$$?; while [ $$r -gt 128 ] && kill -0 $$p 2>/dev/null; do wait $$p; r=$$?; done; \
+	  [ $$r = 0 ] || rc=1; \
+	done; \
+	if [ -n "$$pids" ]; then \
+	  for v in $(FLINK_VERSIONS); do echo "=== integration on Flink $$v ($(BUILD)/it/$$v.log) ==="; \
+	    cat $(BUILD)/it/$$v.log; done; \
+	  for v in $(FLINK_VERSIONS); do tail -n 2 $(BUILD)/it/$$v.log; done; \
+	fi; \
+	exit $$rc
 
 # Role scenarios (molecule, delegated driver, local connection): each converges,
 # checks idempotence, verifies through Flink's REST API and removes everything.
@@ -65,8 +104,11 @@ roles: venv collection
 	  PATH=$(VENV)/bin:$$PATH $(VENV)/bin/molecule test -s $$s; \
 	done
 
+# ansible-lint puts ~/.ansible/collections before ANSIBLE_COLLECTIONS_PATH, where an older copy of this
+# collection may sit (molecule installs one there): a home of its own makes it lint the working tree.
 lint: venv collection
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
+	mkdir -p $(BUILD)/lint-home
+	HOME=$(BUILD)/lint-home PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
 
 # Benchmarks (not part of make test): the no-op run, jar upload memory, a forgotten history.
 bench: venv collection

@@ -344,12 +344,26 @@ class Handover(object):
             return all(j in jobs and health(jobs[j]) == 'healthy' for j in job_ids)
 
         try:
-            wait_for(read, settled, self.client.deadline, 'the cluster to come back with %d TaskManager(s), %d slot(s) and '
-                     'job(s) %s running' % (taskmanagers, slots, ', '.join(job_ids) or 'none'),
+            wait_for(read, settled, self.client.deadline, 'the cluster to come back with %d TaskManager(s), %d slot(s) '
+                     'and job(s) %s running' % (taskmanagers, slots, ', '.join(job_ids) or 'none'),
                      sleep=self._sleep, interval=POLL_INTERVAL)
         except WaitTimeout as exc:
             raise HandoverError(str(exc), result=self._settle_result(state, job_ids))
-        return self._settle_result(state, job_ids)
+        result = self._settle_result(state, job_ids)
+        for job in result['jobs']:
+            if job.get('state') not in (None, 'unknown') and is_live(job):
+                job['checkpointing'] = self._checkpointing(job['id'])
+        return result
+
+    def _checkpointing(self, jid):
+        """Whether a job takes periodic checkpoints (Flink reports the interval Long.MAX_VALUE when it does not).
+
+        A job without them cannot survive any restart with its state: Flink restarts it from nothing (or, with
+        the default restart strategy of such jobs, not at all).
+        """
+        conf = self.api.checkpoint_config(jid) or {}
+        interval = conf.get('interval')
+        return isinstance(interval, int) and 0 < interval < (1 << 63) - 1
 
     @staticmethod
     def _settle_result(state, job_ids):

@@ -28,8 +28,35 @@ TERMINAL = ('FINISHED', 'CANCELED', 'FAILED')
 EXAMPLE_CLASS = 'org.flinkops.examples.StatefulCounter'
 
 
+# Every range a test asks for lies in PORT_WINDOW. Sessions that run at the same time (``make integration``
+# runs one per Flink version) would race for the same free block (probing here and Flink's bind later are not
+# atomic), so each one shifts the window by its own FLINKOPS_PORT_OFFSET (offsets at least the window's width
+# apart). Shifted, it must stay clear of the molecule scenarios' fixed ports (extensions/molecule/*/molecule.yml)
+# and below the kernel's ephemeral ports (Flink's port-0 sockets, nginx, the fault proxy).
+PORT_WINDOW = (18000, 21000)
+PORT_OFFSET = int(os.environ.get('FLINKOPS_PORT_OFFSET') or 0)
+MOLECULE_PORTS = (28000, 29000)
+
+
+def _ephemeral_low():
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(start, end, size):
-    """First port p in [start, end) such that p..p+size-1 are all free on 127.0.0.1."""
+    """First port p in [start, end) + FLINKOPS_PORT_OFFSET such that p..p+size-1 are all free on 127.0.0.1."""
+    top = start + (end - 1 - start) // size * size + size - 1   # the last port a block can use
+    if start < PORT_WINDOW[0] or top >= PORT_WINDOW[1]:
+        raise ValueError('ports %d-%d: a test\'s ports must lie in %d-%d (see PORT_WINDOW)'
+                         % (start, top, PORT_WINDOW[0], PORT_WINDOW[1] - 1))
+    start, end, top = start + PORT_OFFSET, end + PORT_OFFSET, top + PORT_OFFSET
+    if start < 1024 or top >= _ephemeral_low() or (start < MOLECULE_PORTS[1] and top >= MOLECULE_PORTS[0]):
+        raise ValueError('ports %d-%d (FLINKOPS_PORT_OFFSET=%d) are not all in 1024-%d outside the molecule '
+                         'ports %d-%d' % (start, top, PORT_OFFSET, _ephemeral_low() - 1, MOLECULE_PORTS[0],
+                                          MOLECULE_PORTS[1] - 1))
     for base in range(start, end, size):
         ok = True
         for p in range(base, base + size):

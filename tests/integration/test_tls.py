@@ -318,7 +318,7 @@ def mtls_cluster(tls_cluster):
     c.role_vars['flink_cluster_rest_ssl_client_auth'] = True
     output = c.ensure()[0]
     # Everything else is as the first run left it: the role is idempotent but for this one setting.
-    assert changed_tasks(output) == {'Write the JobManager configuration', 'Restart Flink jobmanager (script)'}, \
+    assert changed_tasks(output) == {'Write the JobManager configuration', 'Show the restart plan', 'Restart the process'}, \
         changed_tasks(output)
     assert generated == dict((n, os.stat(os.path.join(c.tls_dir, n)).st_mtime_ns) for n in generated), \
         'the certificates and stores were made again'
@@ -381,7 +381,7 @@ def test_own_keystore_and_truststore(mtls_cluster, ansible, store_password):
     output = c.ensure(verbosity=2, diff=True)[0]
     assert store_password not in output
     assert {'Write the JobManager configuration', 'Extract the certificate and key from the keystore',
-            'Restart Flink jobmanager (script)'} <= changed_tasks(output), changed_tasks(output)
+            'Show the restart plan', 'Restart the process'} <= changed_tasks(output), changed_tasks(output)
     assert c.pid('standalonesession') not in (None, jm)
     assert c.connection == {}, 'no CA of yours is known to the role'
     identity = os.path.join(c.tls_dir, 'jobmanager-identity.pem')

@@ -228,3 +228,14 @@ def test_settle_times_out_with_what_it_waited_for(tmp_path):
     flink = FakeFlink()
     with pytest.raises(handover.HandoverError, match='2 TaskManager'):
         make(flink, tmp_path, timeout=5).settle(taskmanagers=2, slots=4)
+
+
+def test_settle_tells_which_jobs_take_periodic_checkpoints(jar, tmp_path):
+    """A job without periodic checkpoints cannot survive a restart with its state: the role takes it out first."""
+    flink = FakeFlink()
+    deployed(flink, tmp_path, jar, name='orders')
+    jobs = make(flink, tmp_path).settle()['jobs']
+    assert [j['checkpointing'] for j in jobs] == [True]
+    flink.checkpoint_interval_ms = 0x7fffffffffffffff
+    jobs = make(flink, tmp_path).settle()['jobs']
+    assert [j['checkpointing'] for j in jobs] == [False]
