@@ -180,6 +180,7 @@ def test_an_entry_whose_savepoint_nobody_knows_fails_and_starts_nothing(jar, tmp
     flink = FakeFlink()
     deployed(flink, tmp_path, jar, name='orders')
     h = make(flink, tmp_path)
+
     def die(d):
         raise KeyboardInterrupt()
     h._run_job = die
