@@ -19,18 +19,26 @@ export ANSIBLE_FORCE_COLOR := 0
 export FLINKOPS_CACHE := $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo stop test venv collection sanity unit integration roles lint fault-report bench clean
+.PHONY: help demo stop test venv venv-demo collection sanity unit integration roles lint fault-report bench clean
 
 help:
 	@echo "make demo   - start a local Flink on localhost:8081 and deploy the example job"
 	@echo "make stop   - stop the demo cluster"
 	@echo "make test   - the whole suite: sanity, unit, integration on real Flink, roles"
 
-$(VENV)/.stamp: tests/requirements.txt
+# make demo installs only what the quickstart needs (ansible-core, requests); the test toolchain (molecule,
+# ansible-lint, ansible-builder, ...) joins the same environment with the first target that needs it.
+$(VENV)/.stamp-demo: playbooks/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r playbooks/requirements.txt
+	touch $@
+
+$(VENV)/.stamp: tests/requirements.txt $(VENV)/.stamp-demo
 	$(VPY) -m pip install -q -r tests/requirements.txt
 	touch $@
+
+venv-demo: $(VENV)/.stamp-demo
 
 venv: $(VENV)/.stamp
 
@@ -127,10 +135,10 @@ test: sanity unit lint integration roles
 QUICKSTART := $(VENV)/bin/ansible-playbook -i localhost, playbooks/quickstart.yml \
 	-e quickstart_dir=$(CURDIR)/demo -e flink_cluster_version=$(DEMO_FLINK_VERSION)
 
-demo: venv collection
+demo: venv-demo collection
 	$(QUICKSTART)
 
-stop: venv collection
+stop: venv-demo collection
 	$(QUICKSTART) -e flink_cluster_state=stopped
 
 clean:
