@@ -36,6 +36,7 @@ import tempfile
 import time
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, FlinkError
+from ansible_collections.flinkops.flink.plugins.module_utils._health import CHECKPOINTING_DISABLED
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils._model import (
     Desired,
@@ -363,7 +364,7 @@ class Handover(object):
         """
         conf = self.api.checkpoint_config(jid) or {}
         interval = conf.get('interval')
-        return isinstance(interval, int) and 0 < interval < (1 << 63) - 1
+        return isinstance(interval, int) and 0 < interval < CHECKPOINTING_DISABLED
 
     @staticmethod
     def _settle_result(state, job_ids):

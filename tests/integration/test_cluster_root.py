@@ -38,6 +38,14 @@ def uid_of(pid):
     return None
 
 
+def root_play(version, scratch, install, host_name):
+    """A one-host play of the role with its default user, on free loopback ports; (play, rest port)."""
+    port = free_port_block(20000, 20100, 10)
+    host = dict(root_vars(version), flink_cluster_install_dir=install, flink_cluster_rest_port=port,
+                flink_cluster_rpc_port=port + 1)
+    return RolePlay(os.path.join(scratch, 'play'), {'all': {'hosts': {host_name: host}}}), port
+
+
 @pytest.fixture
 def scratch():
     """A directory in /tmp (world-searchable) for the test; removed afterwards."""
@@ -51,11 +59,7 @@ def scratch():
 def test_an_install_dir_the_service_user_cannot_reach_fails_in_preflight(flink_version, scratch):
     locked = os.path.join(scratch, 'locked')
     os.mkdir(locked, 0o700)
-    install = os.path.join(locked, 'flink')
-    port = free_port_block(20000, 20100, 10)
-    host = dict(root_vars(flink_version), flink_cluster_install_dir=install, flink_cluster_rest_port=port,
-                flink_cluster_rpc_port=port + 1)
-    play = RolePlay(os.path.join(scratch, 'play'), {'all': {'hosts': {'rootless': host}}})
+    play, _port = root_play(flink_version, scratch, os.path.join(locked, 'flink'), 'rootless')
     rc, output, stats = play.run()
     assert rc != 0
     assert locked in output and 'flink (flink_cluster_user)' in output, output[-4000:]
@@ -68,10 +72,7 @@ def test_an_install_dir_the_service_user_cannot_reach_fails_in_preflight(flink_v
 def test_as_root_the_default_user_is_created_and_runs_the_cluster(flink_version, scratch):
     os.chmod(scratch, 0o755)
     install = os.path.join(scratch, 'flink')
-    port = free_port_block(20000, 20100, 10)
-    host = dict(root_vars(flink_version), flink_cluster_install_dir=install, flink_cluster_rest_port=port,
-                flink_cluster_rpc_port=port + 1)
-    play = RolePlay(os.path.join(scratch, 'play'), {'all': {'hosts': {'rooted': host}}})
+    play, port = root_play(flink_version, scratch, install, 'rooted')
     instance = os.path.join(install, 'instance')
     try:
         output, stats = play.ensure()

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from tests.harness.nginx import make_pki
+from tests.harness.roles import recap as parse_recap
 from tests.integration.ansible_play import ansible_env
 from tests.integration.conftest import EXAMPLE_CLASS, free_port_block
 
@@ -160,11 +161,8 @@ def changed_tasks(output):
 
 
 def recap(output):
-    """ok/changed/failed counts of the PLAY RECAP line."""
-    for line in output.splitlines()[::-1]:
-        if line.startswith('tlshost') and 'ok=' in line:
-            return dict((k, int(v)) for k, v in (p.split('=') for p in line.split(':', 1)[1].split()))
-    return {}
+    """ok/changed/unreachable/failed counts of the PLAY RECAP line of the one host."""
+    return parse_recap(output).get('tlshost')
 
 
 def flink_get(cluster, path, cert=None, **kwargs):

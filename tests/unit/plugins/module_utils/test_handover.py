@@ -7,7 +7,6 @@ jobs) is tested on real Flink in tests/integration/test_cluster_restarts.py.
 import json
 import os
 import shutil
-import zipfile
 
 import pytest
 
@@ -18,14 +17,6 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _identity as
 from .fake_flink import FakeFlink, tasks
 from .fakes import FakeClock, FakeSession
 from .test_job import desired, reconcile, record_of
-
-
-@pytest.fixture
-def jar(tmp_path):
-    p = tmp_path / 'counter.jar'
-    with zipfile.ZipFile(str(p), 'w') as z:
-        z.writestr('META-INF/MANIFEST.MF', 'Manifest-Version: 1.0\nMain-Class: org.example.Job\n')
-    return str(p)
 
 
 def make(flink, tmp_path, check_mode=False, diff=True, timeout=300, clock=None, **kw):
