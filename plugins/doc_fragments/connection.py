@@ -16,6 +16,9 @@ options:
       - Base URL of the Flink REST API of the JobManager, for example C(http://flink-jobmanager:8081).
       - A list of URLs names several JobManagers' REST endpoints of one cluster. They are tried in order; a
         connection failure moves on to the next, so the module keeps working while one JobManager is down.
+      - A URL may carry a path prefix, for a REST API behind a reverse proxy, an ingress path or the YARN
+        ResourceManager proxy, for example C(https://gateway.example.com/flink/orders/). Requests go to
+        C(<url>/<REST path>).
       - If not set, the value of the E(FLINK_URL) environment variable is used (several URLs separated by commas).
     type: list
     elements: str
@@ -78,6 +81,9 @@ notes:
     unreachable or changing leader mean "not ready yet". The module waits with backoff and asks again until
     O(wait_timeout) runs out. It never takes such an answer for "no jobs". Any other error fails at once with Flink's
     root cause.
+  - Supports Flink 1.18 to 2.3 (session clusters; the README's support table says what was run on each line). The
+    module reads the Flink version (C(GET /config)) before anything else and fails on an older cluster with a
+    message naming the supported versions, having changed nothing.
 requirements:
   - requests
 '''

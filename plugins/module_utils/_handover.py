@@ -160,6 +160,7 @@ class Handover(object):
         return record, jar_file, None
 
     def suspend(self):
+        self.api.capabilities()
         data = load(self.path) or {'version': HANDOVER_VERSION, 'jobs': []}
         jobs = self.api.overview()
         live = [j for j in jobs if is_live(j) and not is_ending(j)]
@@ -264,6 +265,7 @@ class Handover(object):
 
     # -- resume --------------------------------------------------------------------------------
     def resume(self):
+        self.api.capabilities()
         data = load(self.path)
         if not data or not data['jobs']:
             return {'changed': False, 'handover_file': self.path, 'jobs': []}
@@ -330,6 +332,7 @@ class Handover(object):
         state = {}
 
         def read():
+            self.api.capabilities()
             state['overview'] = self.client.get('/overview', 'read the cluster overview')
             state['jobs'] = dict((j['id'], j) for j in self.api.overview())
             return state

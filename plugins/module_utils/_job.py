@@ -119,7 +119,8 @@ class JobReconciler(object):
     def observe(self):
         d = self.desired
         api = self.api
-        obs = planner.Observation(d.name, api.overview())
+        caps = api.capabilities()  # first: an unsupported Flink is refused before anything else is read
+        obs = planner.Observation(d.name, api.overview(), capabilities=caps)
         self._floor = max(self._floor, planner.next_generation(obs.own))
         records = {}
         if d.state != 'absent':
@@ -142,14 +143,12 @@ class JobReconciler(object):
             obs.records = records
             if not d.restore_decided:
                 obs.history = self._history(obs)
-            obs.version = api.version()
         elif d.state == 'upgraded':
             running = [j for j in live if not is_ending(j)]
             if len(running) == 1:
                 job = running[0]
                 record = records.get(job['id'])
                 if record is None or not ident.same_spec(d.spec, record):
-                    obs.version = api.version()
                     if d.upgrade_mode == 'savepoint' and not d.savepoint_dir:
                         obs.savepoint_dir = api.default_savepoint_dir()
                     if d.upgrade_mode == 'last-state':

@@ -108,16 +108,6 @@ def health(job):
     return 'starting'
 
 
-def version_tuple(version):
-    parts = []
-    for piece in str(version or '').split('.'):
-        digits = ''.join(c for c in piece if c.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts) or (0,)
-
-
 def describe(jobs):
     return ', '.join('%s (%s, %s)' % (j['id'], j['name'], j['state']) for j in jobs)
 

@@ -26,7 +26,6 @@ from ansible_collections.flinkops.flink.plugins.module_utils._model import (
     describe,
     is_ending,
     is_live,
-    version_tuple,
 )
 
 EXPLICIT_EMPTY = 'none'
@@ -35,7 +34,7 @@ EXPLICIT_EMPTY = 'none'
 class Observation(object):
     """Everything one planning step needs, read by the executor (``_job.observe``)."""
 
-    def __init__(self, name, jobs, records=None, history=None, version=None, savepoint_dir=None,
+    def __init__(self, name, jobs, records=None, history=None, capabilities=None, savepoint_dir=None,
                  checkpoint_config=None):
         self.name = name
         self.jobs = jobs
@@ -43,7 +42,7 @@ class Observation(object):
         self.named = [j for j in jobs if j['name'] == name and not ident.belongs_to(j['id'], name)]
         self.records = dict(records or {})     # job id -> Record or None (read jobs only)
         self.history = list(history or [])     # ended candidates newest first, see HistoryEntry
-        self.version = version                 # Flink version, when a submission is possible
+        self.capabilities = capabilities       # _capabilities.Capabilities of the cluster's Flink line
         self.savepoint_dir = savepoint_dir     # the cluster's default savepoint directory
         self.checkpoint_config = checkpoint_config  # of the live job, for upgrade_mode=last-state
 
@@ -160,22 +159,13 @@ def choose_restore(desired, history):
     return None
 
 
-def _needs_config_support(spec, version):
-    return spec is not None and (spec.config or spec.secret_config) and version is not None \
-        and version_tuple(version) < (1, 17)
-
-
-def _version_gate(desired, obs):
-    if _needs_config_support(desired.spec, obs.version):
-        raise PlanError('config needs Flink 1.17 or newer (the cluster runs %s); nothing was changed' % obs.version)
-
-
 def _savepoint_dir(desired, obs, why):
     where = desired.savepoint_dir or obs.savepoint_dir
     if not where:
-        raise PlanError('%s needs a savepoint directory: set savepoint_dir, or execution.checkpointing.savepoint-dir '
-                        '(state.savepoints.dir before Flink 2) in the cluster configuration. Nothing was changed.'
-                        % why)
+        key = (obs.capabilities.savepoint_dir_key if obs.capabilities is not None
+               else 'execution.checkpointing.savepoint-dir (state.savepoints.dir before Flink 1.20)')
+        raise PlanError('%s needs a savepoint directory: set savepoint_dir, or %s in the cluster configuration. '
+                        'Nothing was changed.' % (why, key))
     return where
 
 
@@ -238,7 +228,6 @@ def plan_present(desired, obs):
                     'Could not upgrade job %r with upgrade_mode=last-state: its checkpoints are not retained on '
                     'cancellation (set execution.checkpointing.externalized-checkpoint-retention: '
                     'RETAIN_ON_CANCELLATION). The running job was not touched.' % desired.name)
-        _version_gate(desired, obs)
         generation = next_generation(obs.own)
         return Plan('upgrade', job_id=desired.job_id(generation), generation=generation, live=job, adopted=adopted,
                     drift=True, previous=previous, savepoint_dir=savepoint_dir)
@@ -248,7 +237,6 @@ def plan_present(desired, obs):
         generation = next_generation(obs.own)
         return Plan('wait', job_id=desired.job_id(generation), generation=generation,
                     wait_for=[j['id'] for j in ending])
-    _version_gate(desired, obs)
     generation = next_generation(obs.own)
     restore = choose_restore(desired, obs.history)
     evidence = [e.job for e in obs.history]

@@ -54,6 +54,7 @@ class SavepointManager(object):
         self._sleep = sleep
 
     def take(self, name=None, job_id=None, target_dir=None):
+        self.api.capabilities()
         job = find_live_job(self.api, name, job_id)
         result = {'changed': True, 'job_id': job['id'], 'job': job, 'savepoint': None}
         if self.check_mode:
@@ -71,6 +72,7 @@ class SavepointManager(object):
     def dispose(self, path):
         if not path or not path.strip():
             raise InputError('path must name the savepoint to dispose')
+        self.api.capabilities()
         result = {'changed': True, 'savepoint': path}
         if self.check_mode:
             return result

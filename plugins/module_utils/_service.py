@@ -25,13 +25,15 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     FlinkLostAnswer,
     root_cause,
 )
+from ansible_collections.flinkops.flink.plugins.module_utils import _capabilities as capabilities
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
-from ansible_collections.flinkops.flink.plugins.module_utils._model import InputError, is_live, job_view, version_tuple
+from ansible_collections.flinkops.flink.plugins.module_utils._model import is_live, job_view
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
-# Where the cluster's default savepoint and checkpoint directories are configured: Flink 2 name first.
-SAVEPOINT_DIR_KEYS = ('execution.checkpointing.savepoint-dir', 'state.savepoints.dir')
-CHECKPOINT_DIR_KEYS = ('execution.checkpointing.dir', 'state.checkpoints.dir')
+
+class FlinkUnsupportedVersion(FlinkError):
+    """The cluster runs a Flink version the collection does not support (checked before anything else)."""
+
 
 # Causes with which Flink declines a savepoint of a job that is still starting or
 # recovering: worth another try once its tasks run.
@@ -142,15 +144,30 @@ class FlinkJobs(object):
         self._cluster_config = None
 
     # -- cluster ---------------------------------------------------------------
-    def version(self):
-        if self._version is None:
-            data = self.client.get('/config', 'read the cluster configuration')
-            self._version = data.get('flink-version') or '0'
-        return self._version
+    def capabilities(self):
+        """What the cluster's Flink line can do (``_capabilities``), read once per module run.
 
-    def supports_configuration(self):
-        """flinkConfiguration in run requests (Flink 1.17+)."""
-        return version_tuple(self.version()) >= (1, 17)
+        The answer is kept on the client, which lives for one module run, so every
+        FlinkJobs of that run shares it. An unsupported version raises
+        FlinkUnsupportedVersion, before any other request when called first.
+        """
+        caps = getattr(self.client, 'capabilities', None)
+        if caps is None:
+            data = self.client.get('/config', 'read the Flink version', allow_404=True)
+            if data is None:
+                raise FlinkApiError(
+                    'GET /config answered HTTP 404 from %s: url does not lead to a Flink REST API. Check the address '
+                    'and any path prefix in front of it (a reverse proxy, an ingress path or the YARN proxy, for '
+                    'example https://gateway/flink/). Nothing was changed.' % self.client.url, status=404)
+            try:
+                caps = capabilities.for_version((data or {}).get('flink-version'), where=self.client.url)
+            except capabilities.UnsupportedVersion as exc:
+                raise FlinkUnsupportedVersion(str(exc))
+            self.client.capabilities = caps
+        return caps
+
+    def version(self):
+        return self.capabilities().version
 
     def cluster_config(self):
         if self._cluster_config is None:
@@ -162,7 +179,7 @@ class FlinkJobs(object):
     def default_savepoint_dir(self):
         """The cluster's default savepoint directory under either of its keys, or None."""
         conf = self.cluster_config()
-        for key in SAVEPOINT_DIR_KEYS:
+        for key in self.capabilities().savepoint_dir_keys:
             if conf.get(key):
                 return conf[key]
         return None
@@ -308,12 +325,8 @@ class FlinkJobs(object):
             body['entryClass'] = spec.entry_class
         if spec.parallelism:
             body['parallelism'] = int(spec.parallelism)
-        if self.supports_configuration():
-            conf = spec.flink_config()
-            body['flinkConfiguration'] = ident.with_record(conf, record) if record is not None else conf
-        elif spec.config or spec.secret_config:
-            raise InputError('config needs Flink 1.17 or newer (the cluster runs %s); nothing was submitted'
-                             % self.version())
+        conf = spec.flink_config()
+        body['flinkConfiguration'] = ident.with_record(conf, record) if record is not None else conf
         return body
 
     def checkpoint_dir(self, version, record):
@@ -324,11 +337,10 @@ class FlinkJobs(object):
         then collides with that id's retained ``chk-N`` and deletes it. With a
         directory per instance no instance ever writes next to another's.
         """
-        if not self.supports_configuration():
-            return None
+        keys = self.capabilities().checkpoint_dir_keys
         base = None
         for source in (version.spec.config, self.cluster_config()):
-            for key in CHECKPOINT_DIR_KEYS:
+            for key in keys:
                 if source.get(key):
                     base = source[key]
                     break
@@ -342,7 +354,7 @@ class FlinkJobs(object):
         body = self.program_body(version, jid, record)
         own_dir = self.checkpoint_dir(version, record) if record is not None else None
         if own_dir:
-            for key in CHECKPOINT_DIR_KEYS:
+            for key in self.capabilities().checkpoint_dir_keys:
                 body['flinkConfiguration'][key] = own_dir
         if restore_path:
             body['savepointPath'] = restore_path

@@ -113,6 +113,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkNotReadyTimeout
+from ansible_collections.flinkops.flink.plugins.module_utils._service import FlinkJobs
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     check_requirements,
     client_from_module,
@@ -146,6 +147,7 @@ def main():
     def work():
         client = client_from_module(module)
         try:
+            FlinkJobs(client).capabilities()
             overview = client.get('/overview', 'read the cluster overview')
         except FlinkNotReadyTimeout as exc:
             return dict(reachable=False, msg=exc.msg)

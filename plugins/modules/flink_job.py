@@ -236,8 +236,8 @@ notes:
   - Jars are uploaded under the name C(flinkops-<sha256 prefix>-<file name>), which is how the module recognises
     them on the next run. Flink keeps a jar with the JobManager that took the upload. A rollback needs the previous
     version's jar, so an upgrade warns when only one of several JobManagers in O(url) has it.
-  - A no-op run (the job is already running) sends two requests, C(GET /jobs/overview) and C(GET /jobs/<id>/config)
-    (the record), and uploads nothing.
+  - A no-op run (the job is already running) sends three requests, C(GET /config) (the Flink version), C(GET /jobs/overview) and
+    C(GET /jobs/<id>/config) (the record), and uploads nothing.
   - What flink_job stores with a job. Every submission records the declared name and spec (jar SHA-256 and file
     name, O(entry_class), O(args), O(parallelism), O(config) without sensitive values), the path the instance was
     started from, and salted digests of sensitive config values and O(secret_args) in the job's global job parameters

@@ -174,7 +174,9 @@ def main():
     p = module.params
 
     def work():
-        jobs = FlinkJobs(client_from_module(module)).overview()
+        api = FlinkJobs(client_from_module(module))
+        api.capabilities()
+        jobs = api.overview()
         return select(jobs, name=p['name'], job_id=p['job_id'], states=p['states'], live=p['live'])
 
     module.exit_json(changed=False, jobs=run_module(module, work))

@@ -9,7 +9,9 @@ directory records pid, process group and start time, so ``stop`` signals
 exactly those processes and nothing else (never by name). Each process gets its
 own FLINK_CONF_DIR / FLINK_LOG_DIR / FLINK_PID_DIR, so many clusters share one
 FLINK_HOME. The configuration is the distribution's own ``conf/config.yaml``
-with our settings merged in (Flink 2 needs its ``env.java.opts.all``).
+with our settings merged in (Flink 2 needs its ``env.java.opts.all``); a
+distribution without one (Flink 1.18 and older) gets its ``conf/flink-conf.yaml``
+merged and written in the legacy flat format those versions read.
 """
 
 import argparse
@@ -47,13 +49,43 @@ def _load_flatten():
 flatten = _load_flatten()
 
 
+def config_file_name(flink_home):
+    """``config.yaml`` (Flink 1.19 and later ship it), else the legacy ``flink-conf.yaml``."""
+    return 'config.yaml' if os.path.exists(os.path.join(flink_home, 'conf', 'config.yaml')) else 'flink-conf.yaml'
+
+
+# What Flink 1.18 (the first release for Java 17) ships in env.java.opts.all. Flink 1.17 ships none, and on this
+# machine's Java 17 it cannot start without them: the harness lends them, so the refusal of 1.17 can be shown on a
+# real 1.17 cluster.
+JAVA17_OPTS = ' '.join(
+    ['--add-exports=java.base/sun.net.util=ALL-UNNAMED', '--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED',
+     '--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED']
+    + ['--add-opens=java.base/%s=ALL-UNNAMED' % p for p in (
+        'java.lang', 'java.net', 'java.io', 'java.nio', 'sun.nio.ch', 'java.lang.reflect', 'java.text', 'java.time',
+        'java.util', 'java.util.concurrent', 'java.util.concurrent.atomic', 'java.util.concurrent.locks')])
+
+
 def merged_config(flink_home, overrides):
-    """The distribution's config.yaml, flattened, with ``overrides`` on top."""
-    with open(os.path.join(flink_home, 'conf', 'config.yaml')) as f:
+    """The distribution's configuration file, flattened, with ``overrides`` on top."""
+    with open(os.path.join(flink_home, 'conf', config_file_name(flink_home))) as f:
         shipped = yaml.safe_load(f) or {}
     conf = flatten(shipped)
+    conf.setdefault('env.java.opts.all', JAVA17_OPTS)
     conf.update(overrides)
     return conf
+
+
+def legacy_text(conf):
+    """``conf`` as Flink 1.18 and older read it: one ``key: value`` a line, values verbatim (never quoted)."""
+    lines = []
+    for key in sorted(conf):
+        value = conf[key]
+        if isinstance(value, bool):
+            value = 'true' if value else 'false'
+        elif isinstance(value, (list, tuple)):
+            value = ';'.join(str(v) for v in value)
+        lines.append('%s: %s' % (key, value))
+    return '\n'.join(lines) + '\n'
 
 
 def _proc_start_time(pid):
@@ -152,8 +184,12 @@ class FlinkCluster(object):
         if os.path.exists(conf_dir):
             shutil.rmtree(conf_dir)
         shutil.copytree(os.path.join(self.home, 'conf'), conf_dir)
-        with open(os.path.join(conf_dir, 'config.yaml'), 'w') as f:
-            yaml.safe_dump(self._config(rest_port), f, default_flow_style=False, sort_keys=True)
+        name = config_file_name(self.home)
+        with open(os.path.join(conf_dir, name), 'w') as f:
+            if name == 'config.yaml':
+                yaml.safe_dump(self._config(rest_port), f, default_flow_style=False, sort_keys=True)
+            else:
+                f.write(legacy_text(self._config(rest_port)))
         if self.ha:
             with open(os.path.join(conf_dir, 'zoo.cfg'), 'w') as f:
                 f.write('tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=%s/zookeeper\nclientPort=%d\n'

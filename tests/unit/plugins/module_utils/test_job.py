@@ -91,7 +91,7 @@ def test_job_id_depends_on_name_and_generation_only(jar, tmp_path):
 
 # present ------------------------------------------------------------------------
 
-def test_present_submits_once_then_noop_with_two_requests(jar):
+def test_present_submits_once_then_noop_with_three_requests(jar):
     flink = FakeFlink()
     flink.job_name_of = lambda body: 'orders'
     d = desired(jar, args=['--a', 'b c', 'grüße'])
@@ -103,7 +103,7 @@ def test_present_submits_once_then_noop_with_two_requests(jar):
     flink.requests.clear()
     second = reconcile(flink, desired(jar, args=['--a', 'b c', 'grüße']))
     assert not second['changed'] and second['action'] == 'none' and not second['drift']
-    assert flink.requests == [('GET', '/jobs/overview'), ('GET', '/jobs/%s/config' % d.job_id(0))]
+    assert flink.requests == [('GET', '/config'), ('GET', '/jobs/overview'), ('GET', '/jobs/%s/config' % d.job_id(0))]
 
 
 def test_present_reuses_uploaded_jar_by_content(jar):
@@ -686,7 +686,7 @@ def test_upgraded_with_same_spec_is_a_noop(jar):
     assert first['changed'] and first['action'] == 'submitted'
     flink.requests.clear()
     again = reconcile(flink, desired(jar, state='upgraded'))
-    assert not again['changed'] and len(flink.requests) == 2
+    assert not again['changed'] and len(flink.requests) == 3
 
 
 def test_upgrade_goes_through_a_savepoint_and_removes_the_old_jar(jar, tmp_path):
@@ -804,14 +804,16 @@ def test_last_state_needs_retained_checkpoints_before_touching_the_job(jar):
     assert not [r for r in flink.requests if r[1].endswith('/stop')]
 
 
-def test_config_on_old_flink_fails_before_touching_the_job(jar):
-    flink = FakeFlink(version='1.16.3')
+@pytest.mark.parametrize('state', ['present', 'upgraded', 'absent'])
+@pytest.mark.parametrize('check', [True, False])
+def test_flink_older_than_1_18_is_refused_with_the_first_request(jar, state, check):
+    flink = FakeFlink(version='1.17.2')
     flink.add_job('ab' * 16, 'orders')
-    for check in (True, False):
-        with pytest.raises(model.PlanError, match='1.17'):
-            reconcile(flink, desired(jar, state='upgraded', config={'a': 1}, allow_no_rollback=True),
-                      check_mode=check)
-    assert flink.mutating() == []
+    with pytest.raises(service.FlinkUnsupportedVersion) as err:
+        reconcile(flink, desired(jar, state=state, config={'a': 1}, allow_no_rollback=True), check_mode=check)
+    assert 'runs Flink 1.17.2' in err.value.msg and 'supports Flink 1.18 to 2.3' in err.value.msg
+    assert 'Nothing was changed' in err.value.msg
+    assert flink.requests == [('GET', '/config')] and flink.mutating() == []
 
 
 def test_stateless_upgrade_starts_empty(jar):
