@@ -9,7 +9,12 @@ loopback port; it is started with ``Popen`` and stopped by that pid, never by
 name.
 
 It can require HTTP basic auth (an htpasswd file with ``{SSHA}`` hashes written
-here), a bearer token, and TLS with client certificates (mutual TLS).
+here), a bearer token, and TLS with client certificates (mutual TLS). With a
+``prefix`` (``/flink/``), Flink is reached under that path only, as behind a YARN
+proxy or a Kubernetes ingress path: ``location /flink/ { proxy_pass <upstream>/; }``
+strips the prefix, every other path answers 404 without reaching Flink, and the
+access log also names the upstream that answered and its status (``-`` when
+nginx answered itself).
 ``make_pki`` creates the certificates with the openssl command line.
 """
 
@@ -109,13 +114,15 @@ def make_pki(directory, server_names=('localhost', '127.0.0.1'), client=True, na
 class Nginx(object):
     """nginx on 127.0.0.1:<free port> proxying to ``upstream`` (a Flink REST URL)."""
 
-    def __init__(self, workdir, upstream, users=None, bearer_token=None, tls=None, client_ca=None):
+    def __init__(self, workdir, upstream, users=None, bearer_token=None, tls=None, client_ca=None, prefix=None):
         self.workdir = workdir
         self.upstream = upstream.rstrip('/')
         self.users = dict(users or {})
         self.bearer_token = bearer_token
         self.tls = tls  # dict with server_cert and server_key
         self.client_ca = client_ca  # require client certificates signed by this CA
+        # '/flink/' (always with both slashes) or None: Flink at the server's root
+        self.prefix = ('/%s/' % prefix.strip('/')) if prefix and prefix.strip('/') else None
         self.port = None
         self.proc = None
         self.binary = None
@@ -123,6 +130,11 @@ class Nginx(object):
     @property
     def url(self):
         return '%s://127.0.0.1:%d' % ('https' if self.tls else 'http', self.port)
+
+    @property
+    def prefix_url(self):
+        """Where Flink is: ``url`` plus the prefix, with its trailing slash (``url`` without a prefix)."""
+        return self.url + (self.prefix or '')
 
     def _config(self):
         w = self.workdir
@@ -134,8 +146,15 @@ class Nginx(object):
             'error_log %s/error.log info;' % w,
             'events { worker_connections 256; }',
             'http {',
+        ]
+        if self.prefix:
+            # The combined format, then what went upstream: the access log shows both sides of the prefix.
+            lines += ['  log_format flinkops_prefix \'$remote_addr - $remote_user [$time_local] "$request" $status '
+                      '$body_bytes_sent "$http_referer" "$http_user_agent" upstream=$upstream_addr '
+                      'upstream_status=$upstream_status\';']
+        lines += [
             '  default_type application/octet-stream;',
-            '  access_log %s/access.log;' % w,
+            '  access_log %s/access.log%s;' % (w, ' flinkops_prefix' if self.prefix else ''),
             '  client_body_temp_path %s/tmp/body;' % w,
             '  proxy_temp_path %s/tmp/proxy;' % w,
             '  fastcgi_temp_path %s/tmp/fastcgi;' % w,
@@ -157,13 +176,19 @@ class Nginx(object):
             if self.client_ca:
                 lines += ['    ssl_client_certificate %s;' % self.client_ca,
                           '    ssl_verify_client on;']
-        lines += ['    location / {']
+        if self.prefix:
+            # Only the prefix leads to Flink: a request that lost it must not reach Flink by accident.
+            lines += ['    location / { return 404; }',
+                      '    location %s {' % self.prefix]
+        else:
+            lines += ['    location / {']
         if self.users:
             lines += ['      auth_basic "flink";',
                       '      auth_basic_user_file %s/htpasswd;' % w]
         if self.bearer_token:
             lines += ['      if ($flinkops_token_ok = 0) { return 401; }']
-        lines += ['      proxy_pass %s;' % self.upstream,
+        # With a prefix, proxy_pass with a URI ('/') replaces the matched prefix by it: /flink/jobs -> /jobs.
+        lines += ['      proxy_pass %s%s;' % (self.upstream, '/' if self.prefix else ''),
                   '      proxy_http_version 1.1;',
                   '      proxy_set_header Authorization "";',
                   '      proxy_read_timeout 120s;',
