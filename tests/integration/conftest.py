@@ -5,7 +5,9 @@ the suite once per version). The cluster is started once per session by the
 harness, which owns its processes by pid and stops exactly those.
 """
 
+import contextlib
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -19,7 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.harness.cluster import FlinkCluster  # noqa: E402
+from tests.harness.cluster import FlinkCluster, load_state  # noqa: E402
+from tests.harness.cluster import _alive as alive  # noqa: E402
 from tests.harness import report  # noqa: E402
 from tests.harness.jobs import build_jar  # noqa: E402
 from tests.integration.ansible_play import Ansible  # noqa: E402
@@ -107,6 +110,35 @@ def cluster(flink_version, workroot):
         yield c
     finally:
         c.stop()
+
+
+@contextlib.contextmanager
+def fresh_ha_cluster(flink_version, workroot, prefix='ha'):
+    """Two JobManagers (ZooKeeper) in ``<workroot>/<prefix>-<port>``, emptied first, stopped on leaving.
+
+    A JobManager recovers whatever ZooKeeper and the HA storage hold, also from an
+    earlier session in the same directory (a job result left there by a failed case made
+    Flink 2.3's JobManagers die at start: "Application ID is missing in the recovered job result").
+    """
+    port = free_port_block(18500, 18990, 10)
+    workdir = os.path.join(workroot, '%s-%d' % (prefix, port))
+    previous = load_state(workdir)
+    assert not (previous and any(alive(p) for p in previous['procs'])), 'a cluster in %s still runs' % workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+    c = FlinkCluster(flink_version, workdir, rest_port=port, ha=True, slots=4)
+    c.start(timeout=180)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope='session')
+def ha_cluster(flink_version, workroot):
+    """One HA cluster for the session (test_ha_failover, test_upgrade_transaction, test_lifecycle): each case
+    leaves both JobManagers running and no live job, so the next one starts from the same cluster."""
+    with fresh_ha_cluster(flink_version, workroot) as c:
+        yield c
 
 
 @pytest.fixture(scope='session')

@@ -5,46 +5,15 @@ SIGKILL and, while the standby is being elected, flink_job runs for a job that w
 running and for a new one. Neither may end up with two live instances.
 """
 
-import contextlib
-import os
-import shutil
 import threading
 import time
 
 import pytest
 import requests
 
-from tests.harness.cluster import FlinkCluster, load_state
 from tests.harness.cluster import _alive as alive
 from tests.harness.faultproxy import FaultProxy
-from tests.integration.conftest import EXAMPLE_CLASS, Watcher, free_port_block, live_jobs, soak_runs
-
-
-@contextlib.contextmanager
-def fresh_ha_cluster(flink_version, workroot, prefix='ha'):
-    """Two JobManagers (ZooKeeper) in ``<workroot>/<prefix>-<port>``, emptied first, stopped on leaving.
-
-    A JobManager recovers whatever ZooKeeper and the HA storage hold, also from an
-    earlier session in the same directory (a job result left there by a failed case made
-    Flink 2.3's JobManagers die at start: "Application ID is missing in the recovered job result").
-    """
-    port = free_port_block(18500, 18990, 10)
-    workdir = os.path.join(workroot, '%s-%d' % (prefix, port))
-    previous = load_state(workdir)
-    assert not (previous and any(alive(p) for p in previous['procs'])), 'a cluster in %s still runs' % workdir
-    shutil.rmtree(workdir, ignore_errors=True)
-    c = FlinkCluster(flink_version, workdir, rest_port=port, ha=True, slots=4)
-    c.start(timeout=180)
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope='module')
-def ha_cluster(flink_version, workroot):
-    with fresh_ha_cluster(flink_version, workroot) as c:
-        yield c
+from tests.integration.conftest import EXAMPLE_CLASS, Watcher, live_jobs, soak_runs
 
 
 def args_for(jar, name, urls):

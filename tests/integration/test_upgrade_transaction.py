@@ -21,7 +21,7 @@ import requests
 
 from tests.harness.faultproxy import FaultProxy
 from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, live_jobs
-from tests.integration.test_ha_failover import FailoverTally, current_leader, fresh_ha_cluster, kill_at
+from tests.integration.test_ha_failover import FailoverTally, current_leader, kill_at
 from tests.integration.test_upgrade import jar_names, restored_path, spec, upgraded, wait_for_checkpoint
 
 # The module's documented defaults (healthy_for 10 s): the suite's plays otherwise use healthy_for 0
@@ -351,13 +351,6 @@ def test_first_submission_that_crash_loops_fails_the_task(cluster, ansible, jar,
 
 
 # --- 7. the leader dies during the rollback (HA) -------------------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def ha_cluster(flink_version, workroot):
-    """Two JobManagers (ZooKeeper), as in test_ha_failover, in a work directory of their own."""
-    with fresh_ha_cluster(flink_version, workroot, prefix='ha-upgrade') as c:
-        yield c
-
 
 def ha_args(jar, name, urls, *extra, **options):
     args = {'url': urls, 'name': name, 'jar': jar, 'entry_class': EXAMPLE_CLASS,

@@ -1,0 +1,157 @@
+"""Run the integration suites of several Flink versions (and ansible-core releases) side by side.
+
+    python -m tests.harness.suites --full 2.3.0 --full 1.20.5 --lifecycle 2.2.1 --lifecycle 1.18.1 --jobs 2
+    python -m tests.harness.suites --lifecycle 2.3.0 --core build/venvs/core-2.16/bin/python --jobs 2
+
+A run is one pytest session: the whole suite (``--full``) or the life-cycle suite
+(``--lifecycle``, tests/integration/test_lifecycle.py) on one Flink version, with the
+Python (and so the ansible-core) of ``--core`` (default: this interpreter). Runs are
+spread over ``--jobs`` streams that go on at the same time, longest first onto the
+least loaded stream; a stream runs its share one after the other. Each stream has its
+own loopback port window (FLINKOPS_PORT_OFFSET), so streams never race for a port.
+
+Tests whose subject does not change with the Flink line (``ONCE``) run with the first
+full run only; the role-level tests with the last full run only (they share the system
+user ``flink``, so two of them must not run at once).
+
+Each run writes its output to ``build/it/<run>.log`` and its results as JUnit XML to
+``build/support/<run>.xml``, from which tests/harness/support.py builds the README's
+support table. Exit status: 0 when every run passed.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IT = 'tests/integration'
+LIFECYCLE = ['%s/test_lifecycle.py' % IT]
+# Tests whose subject does not change with the Flink line (the collection build, the execution environment, the
+# transport: proxies, path prefixes, TLS, secrets in output, ansible-runner) and the refusal of Flink 1.17, which
+# starts its own cluster: with the first full run only.
+ONCE = ['%s/%s' % (IT, name) for name in (
+    'test_collection_build.py', 'test_execution_environment.py', 'test_unsupported_version.py',
+    'test_ansible_runner.py', 'test_auth_proxy.py', 'test_path_prefix.py', 'test_secrets.py', 'test_tls.py')]
+ROLE_TESTS = ['%s/test_cluster_restarts.py' % IT, '%s/test_cluster_root.py' % IT, '%s/test_flink_jobs_role.py' % IT]
+# Port windows of the streams (tests/integration/conftest.py, free_port_block): 21000-23999, 24000-26999,
+# 29000-31999; clear of a suite run by hand (18000-20999), of molecule's 28xxx and of the ephemeral ports.
+PORT_OFFSETS = (3000, 6000, 11000)
+# Rough minutes of the parts of a run on a 2-core machine with two streams going, to balance the streams.
+COST = {'full': 17.0, 'once': 7.0, 'roles': 12.0, 'lifecycle': 4.0}
+
+
+def core_version(python):
+    out = subprocess.check_output([python, '-c', 'import ansible.release as r; print(r.__version__)'])
+    return out.decode().strip()
+
+
+class Run(object):
+    def __init__(self, kind, flink, python, core, once=False, roles=False):
+        self.kind, self.flink, self.python, self.core = kind, flink, python, core
+        self.once, self.roles = once, roles
+        self.cost = COST[kind] + (COST['once'] if once else 0) + (COST['roles'] if roles else 0)
+        self.name = 'flink-%s__core-%s__%s' % (flink, '.'.join(core.split('.')[:2]), kind)
+        self.rc = None
+        self.seconds = None
+
+    def argv(self, junit):
+        argv = [self.python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--durations=15', '--junitxml', junit]
+        if self.kind == 'lifecycle':
+            return argv + LIFECYCLE
+        ignore = ([] if self.once else ONCE) + ([] if self.roles else ROLE_TESTS)
+        return argv + ['--ignore=%s' % path for path in ignore] + [IT]
+
+
+def plan(full, lifecycle, pythons, jobs):
+    """The runs, spread over ``jobs`` streams (lists of runs), longest first onto the least loaded stream."""
+    runs = []
+    for python in pythons:
+        core = core_version(python)
+        for i, version in enumerate(full):
+            runs.append(Run('full', version, python, core, once=(i == 0), roles=(i == len(full) - 1)))
+        runs.extend(Run('lifecycle', version, python, core) for version in lifecycle)
+    streams = [[] for _ in range(max(1, min(jobs, len(PORT_OFFSETS), len(runs))))]
+    for run in sorted(runs, key=lambda r: -r.cost):
+        min(streams, key=lambda s: sum(r.cost for r in s)).append(run)
+    return streams
+
+
+RUNNING = []      # the pytest processes of the streams, for a SIGTERM to reach
+STOPPING = threading.Event()
+
+
+def forward_term(_signum, _frame):
+    """SIGTERM (a CI timeout): interrupt every pytest as Ctrl-C would, so each stops the clusters it started."""
+    STOPPING.set()
+    for proc in list(RUNNING):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+
+
+def run_stream(runs, offset, log_dir, junit_dir, echo):
+    for run in runs:
+        if STOPPING.is_set():
+            break
+        log = os.path.join(log_dir, '%s.log' % run.name)
+        junit = os.path.join(junit_dir, '%s.xml' % run.name)
+        env = dict(os.environ, FLINKOPS_FLINK_VERSION=run.flink, FLINKOPS_PORT_OFFSET=str(offset))
+        echo('=== %s: starting (output in %s)' % (run.name, os.path.relpath(log, ROOT)))
+        start = time.monotonic()
+        with open(log, 'wb') as out:
+            proc = subprocess.Popen(run.argv(junit), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            RUNNING.append(proc)
+            run.rc = proc.wait()
+            RUNNING.remove(proc)
+        run.seconds = time.monotonic() - start
+        echo('=== %s: exit %d after %d s' % (run.name, run.rc, run.seconds))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--full', action='append', default=[], help='Flink version for the whole suite')
+    parser.add_argument('--lifecycle', action='append', default=[], help='Flink version for the life-cycle suite')
+    parser.add_argument('--core', action='append', default=[], help='python of an ansible-core venv (repeatable)')
+    parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--stream-output', action='store_true', help='print each log when its run ends')
+    args = parser.parse_args(argv)
+    log_dir = os.path.join(ROOT, 'build', 'it')
+    junit_dir = os.path.join(ROOT, 'build', 'support')
+    os.makedirs(log_dir, exist_ok=True)
+    os.makedirs(junit_dir, exist_ok=True)
+    lock = threading.Lock()
+
+    def echo(text):
+        with lock:
+            print(text, flush=True)
+
+    streams = plan(args.full, args.lifecycle, args.core or [sys.executable], args.jobs)
+    for i, stream in enumerate(streams):
+        echo('stream %d (ports +%d): %s' % (i + 1, PORT_OFFSETS[i], ', '.join(r.name for r in stream)))
+    signal.signal(signal.SIGTERM, forward_term)
+    threads = [threading.Thread(target=run_stream, args=(stream, PORT_OFFSETS[i], log_dir, junit_dir, echo))
+               for i, stream in enumerate(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    runs = [r for stream in streams for r in stream]
+    for run in runs:
+        if run.rc is None:
+            continue
+        print('=== %s (%s) ===' % (run.name, os.path.join('build', 'it', run.name + '.log')))
+        with open(os.path.join(log_dir, '%s.log' % run.name), errors='replace') as f:
+            sys.stdout.write(f.read())
+    print('\n=== summary ===')
+    for run in runs:
+        state = 'not run' if run.rc is None else 'passed' if run.rc == 0 else 'FAILED (exit %s)' % run.rc
+        print('%-45s %s after %4d s' % (run.name, state, run.seconds or 0))
+    return 0 if all(r.rc == 0 for r in runs) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
