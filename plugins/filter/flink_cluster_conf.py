@@ -26,8 +26,9 @@ except ImportError:
 def flink_cluster_process_conf(base, settings):
     """The flat Flink configuration of each process of the flink_cluster role.
 
-    ``base`` is the distribution's ``config.yaml`` (flattened, or nested; ``None`` is
-    empty). ``settings`` is one dict; its keys, and the role variable each comes from:
+    ``base`` is the distribution's configuration: its ``config.yaml`` (flattened, or
+    nested), or for Flink 1.18 its ``flink-conf.yaml`` read by ``flink_from_legacy_conf``;
+    ``None`` is empty. ``settings`` is one dict; its keys, and the role variable each comes from:
 
     ================================  =====================================================
     ``ha``                            ``flink_cluster_ha`` (``none`` or ``zookeeper``)
@@ -64,6 +65,33 @@ def flink_cluster_process_conf(base, settings):
         raise AnsibleFilterError('flink_cluster_process_conf: %s' % exc)
 
 
+def flink_to_legacy_conf(conf):
+    """``conf`` (flat or nested) as the text of Flink 1.18's ``flink-conf.yaml``.
+
+    One ``key: value`` a line, sorted by key, values never quoted (Flink's legacy
+    parser takes them verbatim): booleans ``true``/``false``, lists ``a;b``, maps
+    ``k1:v1,k2:v2``. An empty value leaves its key out. What the format cannot hold
+    (a ``#`` or a line break in a value, a null) raises AnsibleFilterError naming the
+    key; see ``plugins/module_utils/_cluster_conf.py`` (``legacy_text``).
+    """
+    try:
+        return _cluster_conf.legacy_text(conf)
+    except _cluster_conf.LegacyConfError as exc:
+        raise AnsibleFilterError('flink_to_legacy_conf: %s' % exc)
+
+
+def flink_from_legacy_conf(text):
+    """The text of a ``flink-conf.yaml`` as Flink 1.18 reads it: a flat dict of strings."""
+    try:
+        return _cluster_conf.parse_legacy(text)
+    except _cluster_conf.LegacyConfError as exc:
+        raise AnsibleFilterError('flink_from_legacy_conf: %s' % exc)
+
+
 class FilterModule(object):
     def filters(self):
-        return {'flink_cluster_process_conf': flink_cluster_process_conf}
+        return {
+            'flink_cluster_process_conf': flink_cluster_process_conf,
+            'flink_to_legacy_conf': flink_to_legacy_conf,
+            'flink_from_legacy_conf': flink_from_legacy_conf,
+        }

@@ -8,7 +8,8 @@
 """The Flink configuration of each process of the ``flink_cluster`` role.
 
 One implementation behind the ``flink_cluster_process_conf`` filter. ``process_conf``
-takes the distribution's ``config.yaml`` (``base``) and one ``settings`` dict the role
+takes the distribution's configuration (``base``: its ``config.yaml``, or for Flink 1.18
+its ``flink-conf.yaml`` as ``parse_legacy`` reads it) and one ``settings`` dict the role
 builds from its variables, and returns the flat configuration of each process::
 
     {'jobmanager': {...}, 'taskmanager': {...}, 'zookeeper': {...}}
@@ -19,7 +20,7 @@ Each process starts from ``base`` (flattened); later layers win, key by key:
   TLS settings (``rest_ssl`` only), the user's configuration;
 * taskmanager: common, TaskManager settings, the user's configuration;
 * zookeeper: only the user's ``env.*`` keys (ZooKeeper reads only the JVM
-  settings from ``config.yaml``).
+  settings from Flink's configuration file).
 
 "common" is ``io.tmp.dirs``, ``state.savepoints.dir``, ``state.checkpoints.dir``
 and either ``jobmanager.rpc.address``/``jobmanager.rpc.port`` of the first
@@ -77,6 +78,19 @@ writes the JobManager's file.
     Optional (``None`` or missing is ``{}``).
 
 Settings that the chosen mode does not use may be given and are then not checked.
+
+The file Flink reads
+--------------------
+
+Flink 1.19 and later read ``conf/config.yaml`` (standard YAML; the role writes it
+with ``to_nice_yaml``). Flink 1.18 reads only ``conf/flink-conf.yaml``, in Flink's
+legacy flat format (``GlobalConfiguration.loadYAMLResource``): per line, everything
+from the first ``#`` on is a comment; the rest, trimmed, is split at the first
+``": "`` into a key and a value, both trimmed and taken verbatim (never YAML-unquoted);
+a line without ``": "`` or with an empty key or value is skipped; a later line wins.
+``legacy_text`` (the ``flink_to_legacy_conf`` filter) writes a configuration in that
+format and ``parse_legacy`` (``flink_from_legacy_conf``) reads one, such as the
+distribution's own ``flink-conf.yaml``, the way Flink does.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -134,6 +148,10 @@ _DIGITS = re.compile(r'^\s*[0-9]+\s*$')
 
 class SettingsError(ValueError):
     """Settings process_conf cannot turn into a configuration; the message is for the user."""
+
+
+class LegacyConfError(ValueError):
+    """A configuration that Flink 1.18's flink-conf.yaml cannot hold; the message names the key, never the value."""
 
 
 # Checks ---------------------------------------------------------------------------
@@ -323,4 +341,118 @@ def _merge(*layers):
     out = {}
     for layer in layers:
         out.update(layer)
+    return out
+
+
+# Flink 1.18's flink-conf.yaml -----------------------------------------------------
+
+LEGACY_COMMENT = '#'
+LEGACY_SEPARATOR = ': '
+# BufferedReader.readLine ends a line at any of these.
+_LINE_BREAKS = re.compile(r'\r\n|\r|\n')
+
+
+def _java_trim(text):
+    """String.trim: every character up to U+0020 off both ends (Python's strip() takes other ones)."""
+    start, end = 0, len(text)
+    while start < end and ord(text[start]) <= 0x20:
+        start += 1
+    while end > start and ord(text[end - 1]) <= 0x20:
+        end -= 1
+    return text[start:end]
+
+
+def _legacy_key(key):
+    if not isinstance(key, str):
+        raise LegacyConfError('config key %r must be a string' % (key,))
+    bad = None
+    if not _java_trim(key):
+        bad = 'is empty'
+    elif _java_trim(key) != key:
+        bad = 'starts or ends with white space'
+    elif _LINE_BREAKS.search(key):
+        bad = 'holds a line break'
+    elif LEGACY_COMMENT in key:
+        bad = "holds '#', where Flink's flink-conf.yaml starts a comment"
+    elif LEGACY_SEPARATOR in key:
+        bad = "holds ': ', where Flink's flink-conf.yaml ends the key"
+    if bad:
+        raise LegacyConfError('config key %r %s; Flink 1.18 cannot read it from flink-conf.yaml' % (key, bad))
+    return key
+
+
+def _legacy_value(key, value):
+    """The text after ``key: ``, or None when there is nothing Flink would read (an empty value)."""
+    try:
+        text = _config.render_value(key, value)
+    except _config.ConfigError as exc:
+        raise LegacyConfError(str(exc))
+    # Flink trims the value (and the daemon scripts trim spaces): a trailing newline of a
+    # folded YAML scalar, or spaces around it, mean nothing.
+    text = _java_trim(text)
+    if not text:
+        return None
+    # The value itself is never in the message: the key may be sensitive (a store password).
+    if _LINE_BREAKS.search(text):
+        raise LegacyConfError('config key %s: its value holds a line break, which Flink 1.18 cannot read from '
+                              'flink-conf.yaml (one key a line); write it on one line' % key)
+    if LEGACY_COMMENT in text:
+        raise LegacyConfError("config key %s: its value holds '#', where Flink 1.18's flink-conf.yaml starts a "
+                              'comment, so Flink would read only what comes before it' % key)
+    return text
+
+
+def legacy_text(conf):
+    """``conf`` as the text of Flink 1.18's ``flink-conf.yaml``: one ``key: value`` a line, sorted by key.
+
+    ``conf`` is a Flink configuration, flat or nested (None is empty). Values are
+    written as Flink's own legacy writer would (``_config.render_value``): strings
+    verbatim (never quoted), booleans ``true``/``false``, numbers in decimal, lists
+    ``a;b``, maps ``k1:v1,k2:v2``; leading and trailing white space is dropped (Flink
+    trims it). A key whose value is then empty is left out: Flink skips such a line,
+    so the key keeps Flink's default. Raises LegacyConfError for what the format
+    cannot hold: a null value, a ``#`` or a line break in a value, a key that is
+    empty, has white space around it or holds ``#``, ``": "`` or a line break.
+    """
+    if conf is None:
+        conf = {}
+    if not isinstance(conf, Mapping):
+        raise LegacyConfError('the configuration must be a dictionary, got %s' % _type_name(conf))
+    try:
+        flat = _config.flatten(conf)
+    except _config.ConfigError as exc:
+        raise LegacyConfError(str(exc))
+    lines = []
+    for key in sorted(flat):
+        value = _legacy_value(_legacy_key(key), flat[key])
+        if value is not None:
+            lines.append('%s%s%s' % (key, LEGACY_SEPARATOR, value))
+    return ''.join(line + '\n' for line in lines)
+
+
+def parse_legacy(text):
+    """Flink 1.18's ``flink-conf.yaml`` as Flink reads it: a flat dict of strings, in file order.
+
+    The mirror of ``GlobalConfiguration.loadYAMLResource``: ``#`` starts a comment
+    anywhere on a line, key and value are split at the first ``": "`` and trimmed,
+    lines without ``": "`` or with an empty key or value are skipped, and a key set
+    twice keeps its last value. None or empty text is an empty configuration.
+    """
+    if text is None:
+        return {}
+    if isinstance(text, bytes):
+        text = text.decode('utf-8')
+    if not isinstance(text, str):
+        raise LegacyConfError('flink-conf.yaml must be text, got %s' % _type_name(text))
+    out = {}
+    for line in _LINE_BREAKS.split(text):
+        conf = _java_trim(line.split(LEGACY_COMMENT, 1)[0])
+        if not conf:
+            continue
+        parts = conf.split(LEGACY_SEPARATOR, 1)
+        if len(parts) != 2:
+            continue
+        key, value = _java_trim(parts[0]), _java_trim(parts[1])
+        if key and value:
+            out[key] = value
     return out

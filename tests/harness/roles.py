@@ -143,6 +143,16 @@ def _host_entry(inventory, host):
     return entry
 
 
+def process_conf(instance_dir, process):
+    """The Flink configuration file the role wrote for ``process`` (jobmanager, taskmanager): ``config.yaml``, or
+    ``flink-conf.yaml`` on Flink 1.18, whose legacy format the checked ``key: value`` lines look the same in."""
+    conf_dir = os.path.join(instance_dir, 'conf-%s' % process)
+    for name in ('config.yaml', 'flink-conf.yaml'):
+        if os.path.exists(os.path.join(conf_dir, name)):
+            return os.path.join(conf_dir, name)
+    raise AssertionError('the role wrote no Flink configuration in %s' % conf_dir)
+
+
 def read_pid(instance_dir, daemon):
     """Pid in the role's pid file of a process ('standalonesession', 'taskexecutor', 'zookeeper'), or None."""
     path = os.path.join(instance_dir, 'pid', 'flink-flinkops-%s.pid' % daemon)

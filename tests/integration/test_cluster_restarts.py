@@ -24,7 +24,7 @@ import time
 import pytest
 import requests
 
-from tests.harness.roles import RolePlay, common_vars, link_flink_home, read_pid, stop_instance
+from tests.harness.roles import RolePlay, common_vars, link_flink_home, process_conf, read_pid, stop_instance
 from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, Watcher, free_port_block
 
 QUICK = {
@@ -138,7 +138,7 @@ def single(flink_version, workroot, jar):
 def test_check_diff_names_restarts_and_jobs_and_changes_nothing(single):
     [job] = live(single.url, single.name)
     jm, tm = read_pid(single.instance, 'standalonesession'), read_pid(single.instance, 'taskexecutor')
-    conf = os.path.join(single.instance, 'conf-jobmanager', 'config.yaml')
+    conf = process_conf(single.instance, 'jobmanager')
     with open(conf) as f:
         before = f.read()
     rc, output, stats = single.run(check=True, diff=True,

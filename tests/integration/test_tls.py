@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from tests.harness.nginx import make_pki
-from tests.harness.roles import recap as parse_recap
+from tests.harness.roles import process_conf, recap as parse_recap
 from tests.integration.ansible_play import ansible_env
 from tests.integration.conftest import EXAMPLE_CLASS, free_port_block
 
@@ -250,10 +250,10 @@ def test_role_serves_https_with_the_generated_ca(tls_cluster, store_password):
         assert s.cipher()[0].startswith('ECDHE-') and 'GCM' in s.cipher()[0], s.cipher()
     # Passwords never show, not even with -vvv --diff.
     assert store_password not in c.first_output
-    with open(os.path.join(c.instance_dir, 'conf-jobmanager', 'config.yaml')) as f:
+    with open(process_conf(c.instance_dir, 'jobmanager')) as f:
         conf = f.read()
     assert store_password in conf and 'security.ssl.rest.enabled: true' in conf
-    with open(os.path.join(c.instance_dir, 'conf-taskmanager', 'config.yaml')) as f:
+    with open(process_conf(c.instance_dir, 'taskmanager')) as f:
         assert 'security.ssl' not in f.read()
 
 
@@ -330,7 +330,7 @@ def test_mutual_tls_publishes_the_client_certificate(mtls_cluster):
     assert c.connection == {'validate_certs': True, 'ca_path': os.path.join(c.tls_dir, 'ca.pem'),
                             'client_cert': os.path.join(c.tls_dir, 'client.pem'),
                             'client_key': os.path.join(c.tls_dir, 'client.key')}
-    with open(os.path.join(c.instance_dir, 'conf-jobmanager', 'config.yaml')) as f:
+    with open(process_conf(c.instance_dir, 'jobmanager')) as f:
         assert 'security.ssl.rest.authentication-enabled: true' in f.read()
     cert = (c.connection['client_cert'], c.connection['client_key'])
     assert flink_get(c, '/overview', cert=cert).json()['taskmanagers'] == 1
@@ -384,7 +384,7 @@ def test_own_keystore_and_truststore(mtls_cluster, ansible, store_password):
     assert c.connection == {}, 'no CA of yours is known to the role'
     identity = os.path.join(c.tls_dir, 'jobmanager-identity.pem')
     assert oct(os.stat(identity).st_mode & 0o777) == '0o600'
-    with open(os.path.join(c.instance_dir, 'conf-jobmanager', 'config.yaml')) as f:
+    with open(process_conf(c.instance_dir, 'jobmanager')) as f:
         assert 'security.ssl.rest.keystore: %s' % os.path.join(own, 'keystore.p12') in f.read()
     info = ansible.run('flink_cluster_info', dict(conn, url=c.url), env=TLS_ENV)
     assert not info.failed and info['reachable'] and info['taskmanagers'] == 1, info.output
