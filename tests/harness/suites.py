@@ -74,7 +74,7 @@ def plan(full, lifecycle, pythons, jobs):
         for i, version in enumerate(full):
             runs.append(Run('full', version, python, core, once=(i == 0), roles=(i == len(full) - 1)))
         runs.extend(Run('lifecycle', version, python, core) for version in lifecycle)
-    streams = [[] for _ in range(max(1, min(jobs, len(PORT_OFFSETS), len(runs))))]
+    streams = [[] for _stream in range(max(1, min(jobs, len(PORT_OFFSETS), len(runs))))]
     for run in sorted(runs, key=lambda r: -r.cost):
         min(streams, key=lambda s: sum(r.cost for r in s)).append(run)
     return streams
@@ -112,7 +112,7 @@ def run_stream(runs, offset, log_dir, junit_dir, echo):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--full', action='append', default=[], help='Flink version for the whole suite')
     parser.add_argument('--lifecycle', action='append', default=[], help='Flink version for the life-cycle suite')
     parser.add_argument('--core', action='append', default=[], help='python of an ansible-core venv (repeatable)')

@@ -73,9 +73,10 @@ def table(found):
     sanity = sorted((r for r in found if not r['flink']), key=lambda r: r['core'], reverse=True)
     lines = ['| Flink line | Flink | ansible-core | what ran | result | when |', '| --- | --- | --- | --- | --- | --- |']
     for r in tests:
-        result = ('passed (%d tests, %d min)' % (r['passed'], round(r['seconds'] / 60.0)) if not r['failed']
-                  and not r['skipped'] else '**%d failed**, %d passed, %d skipped' % (r['failed'], r['passed'],
-                                                                                       r['skipped']))
+        if r['failed'] or r['skipped']:
+            result = '**%d failed**, %d passed, %d skipped' % (r['failed'], r['passed'], r['skipped'])
+        else:
+            result = 'passed (%d tests, %d min)' % (r['passed'], round(r['seconds'] / 60.0))
         lines.append('| %s | %s | %s | %s | %s | %s |' % (_line(r['flink']), r['flink'], r['core'],
                                                           SUITES.get(r['suite'], r['suite']), result, r['when']))
     for r in sanity:
@@ -111,7 +112,7 @@ def record_sanity(python, rc, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     sub = parser.add_subparsers(dest='command')
     rec = sub.add_parser('record-sanity')
     rec.add_argument('--python', required=True)

@@ -66,7 +66,9 @@ def ok(result, **expected):
 
 def test_one_job_through_its_whole_life(cluster, ansible, jar, jar_v2, job_name):
     url = cluster.url
-    live_ids = lambda: [j['jid'] for j in live_jobs(url, job_name)]  # noqa: E731
+
+    def live_ids():
+        return [j['jid'] for j in live_jobs(url, job_name)]
     with Watcher(url, job_name) as watch:
         # present: check mode submits nothing, the run submits once, the next run changes nothing.
         check = ok(ansible.run('flink_job', spec(url, jar, job_name), check=True), changed=True, action='submitted')

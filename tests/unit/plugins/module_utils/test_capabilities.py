@@ -107,4 +107,4 @@ def test_a_url_that_is_not_flink_says_so_and_names_the_path_prefix():
         service.FlinkJobs(client).capabilities()
     assert 'does not lead to a Flink REST API' in err.value.msg and 'path prefix' in err.value.msg
     assert 'http://gateway:8080' in err.value.msg and 'HTTP 404' in err.value.msg
-    assert [(m, u) for m, u, _ in session.calls] == [('GET', 'http://gateway:8080/config')]
+    assert [(m, u) for m, u, _kwargs in session.calls] == [('GET', 'http://gateway:8080/config')]
