@@ -9,8 +9,6 @@ BUILD := $(CURDIR)/build
 COLLECTIONS := $(BUILD)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/flinkops/flink
 CACHE ?= $(HOME)/.cache/flinkops
-# Flink versions the integration suite runs against.
-FLINK_VERSIONS ?= 2.3.0 1.20.3
 DEMO_FLINK_VERSION ?= 2.3.0
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -19,7 +17,8 @@ export ANSIBLE_FORCE_COLOR := 0
 export FLINKOPS_CACHE := $(CACHE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo stop test venv venv-demo collection sanity unit integration roles lint fault-report bench clean
+.PHONY: help demo stop test matrix support-table venv venv-demo collection sanity unit integration roles lint \
+	fault-report bench clean
 
 help:
 	@echo "make demo   - start a local Flink on localhost:8081 and deploy the example job"
@@ -53,54 +52,19 @@ unit: venv collection
 sanity: venv
 	$(VPY) tests/sanity/run_sanity.py
 
-# Tests that never talk to Flink (collection build, execution environment) run with the first version only;
-# role-level tests (the roles on clusters that carry jobs, as root) with the last version only, which balances
-# the two concurrent suites (and the system user `flink` is shared, so two of them must not run at once).
-FLINK_FREE_TESTS := tests/integration/test_collection_build.py tests/integration/test_execution_environment.py
-ROLE_TESTS := tests/integration/test_cluster_restarts.py tests/integration/test_cluster_root.py \
-	tests/integration/test_flink_jobs_role.py
-
-# The versions' suites run at the same time, one pytest each (they mostly wait on Flink), output in
-# build/it/<version>.log, printed when all are done; INTEGRATION_JOBS=1 runs them one after the other, streaming
-# (any other value: all versions at once).
-# The n-th version shifts the suite's loopback ports (18000-20999, free_port_block in tests/integration/conftest.py)
-# by the n-th offset (FLINKOPS_PORT_OFFSET), so two suites never race for a port: 21000-23999, 24000-26999,
-# 29000-31999, clear of a suite run by hand, of molecule's 28xxx and of the ephemeral ports from 32768.
+# Flink versions: the whole integration suite runs on FLINK_VERSIONS, the life-cycle suite
+# (tests/integration/test_lifecycle.py) on LIFECYCLE_VERSIONS, so `make test` covers every supported line.
+# tests/harness/suites.py spreads those runs over INTEGRATION_JOBS streams that run at the same time, each on its
+# own loopback port window; tests that never talk to Flink run with the first full version only, the role-level
+# tests with the last one only. Logs in build/it/<run>.log, results in build/support/<run>.xml.
+FLINK_VERSIONS ?= 2.3.0 1.20.5
+LIFECYCLE_VERSIONS ?= 2.2.1 2.1.3 2.0.2 1.19.3 1.18.1
+ALL_FLINK_VERSIONS := 2.3.0 2.2.1 2.1.3 2.0.2 1.20.5 1.19.3 1.18.1
 INTEGRATION_JOBS ?= 2
-INTEGRATION_PORT_OFFSETS := 3000 6000 11000
 
 integration: venv collection
-	@[ $(words $(FLINK_VERSIONS)) -le $(words $(INTEGRATION_PORT_OFFSETS)) ] || \
-	  { echo "more FLINK_VERSIONS than INTEGRATION_PORT_OFFSETS" >&2; exit 2; }; \
-	mkdir -p $(BUILD)/it; n=0; pids=""; rc=0; set -- $(INTEGRATION_PORT_OFFSETS); \
-	trap 'for p in $$pids; do kill -INT -- -$$p 2>/dev/null; done' INT; \
-	trap 'for p in $$pids; do kill -TERM -- -$$p 2>/dev/null; done' TERM HUP; \
-	for v in $(FLINK_VERSIONS); do \
-	  n=$$((n + 1)); log=$(BUILD)/it/$$v.log; skip=""; \
-	  [ $$n -eq 1 ] || skip="$(addprefix --ignore=,$(FLINK_FREE_TESTS))"; \
-	  [ $$n -eq $(words $(FLINK_VERSIONS)) ] || skip="$$skip $(addprefix --ignore=,$(ROLE_TESTS))"; \
-	  run="env FLINKOPS_FLINK_VERSION=$$v FLINKOPS_PORT_OFFSET=$$1 \
-	    $(VPY) -m pytest -q -p no:cacheprovider --durations=15 $$skip tests/integration"; \
-	  shift; \
-	  if [ "$(INTEGRATION_JOBS)" = 1 ]; then \
-	    echo "=== integration on Flink $$v ==="; \
-	    set -o pipefail; $$run 2>&1 | tee $$log || exit 1; \
-	  else \
-	    set -m; ( s=$$SECONDS; $$run; r=$$?; echo "=== Flink $$v: exit $$r after $$((SECONDS - s)) s"; exit $$r ) \
-	      >$$log 2>&1 </dev/null & pids="$$pids $$!"; set +m; \
-	    echo "=== integration on Flink $$v started (pid $$!, output in $$log)"; \
-	  fi; \
-	done; \
-	for p in $$pids; do \
-	  wait $$p; r=$$?; while [ $$r -gt 128 ] && kill -0 $$p 2>/dev/null; do wait $$p; r=$$?; done; \
-	  [ $$r = 0 ] || rc=1; \
-	done; \
-	if [ -n "$$pids" ]; then \
-	  for v in $(FLINK_VERSIONS); do echo "=== integration on Flink $$v ($(BUILD)/it/$$v.log) ==="; \
-	    cat $(BUILD)/it/$$v.log; done; \
-	  for v in $(FLINK_VERSIONS); do tail -n 2 $(BUILD)/it/$$v.log; done; \
-	fi; \
-	exit $$rc
+	$(VPY) -m tests.harness.suites $(addprefix --full ,$(FLINK_VERSIONS)) \
+	  $(addprefix --lifecycle ,$(LIFECYCLE_VERSIONS)) --jobs $(INTEGRATION_JOBS)
 
 # Role scenarios (molecule, delegated driver, local connection): each converges,
 # checks idempotence, verifies through Flink's REST API and removes everything.
@@ -131,6 +95,26 @@ fault-report: venv
 
 test: sanity unit lint integration roles
 	@$(VPY) -m tests.harness.report
+	@$(VPY) -m tests.harness.support
+
+# Everything on everything: sanity under every ansible-core release, the whole integration suite on every Flink
+# line, the life-cycle suite under every ansible-core release (on the newest and the oldest line), the role
+# scenarios; then the README's support table from these runs. Hours, not minutes: not part of make test.
+# The ansible-core of .venv (tests/requirements.txt), under which the whole suite runs.
+MAIN_CORE := 2.19
+
+matrix: unit lint sanity-cores core-venvs
+	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --jobs $(INTEGRATION_JOBS)
+	$(VPY) -m tests.harness.suites --lifecycle $(firstword $(ALL_FLINK_VERSIONS)) \
+	  --lifecycle $(lastword $(ALL_FLINK_VERSIONS)) \
+	  $(foreach v,$(filter-out $(MAIN_CORE),$(ANSIBLE_CORE_VERSIONS)),--core $(CORE_VENVS)/core-$(v)/bin/python) \
+	  --jobs $(INTEGRATION_JOBS)
+	$(MAKE) roles
+	$(VPY) -m tests.harness.support --readme README.md
+
+# The README's support table from the results in build/support (make matrix does this at its end).
+support-table: venv
+	$(VPY) -m tests.harness.support --readme README.md
 
 QUICKSTART := $(VENV)/bin/ansible-playbook -i localhost, playbooks/quickstart.yml \
 	-e quickstart_dir=$(CURDIR)/demo -e flink_cluster_version=$(DEMO_FLINK_VERSION)
@@ -143,3 +127,48 @@ stop: venv-demo collection
 
 clean:
 	rm -rf $(BUILD) tests/output
+
+# ansible-core matrix
+# -------------------
+# One virtual environment per supported ansible-core release, build/venvs/core-<X.Y>, with only what the
+# sanity and integration tests run with (ansible-core X.Y.*, requests, pyyaml, pytest; no molecule, ansible-lint
+# or builder), built once (stamp file). The venv decides the core: tests/integration/ansible_play.py runs the
+# ansible-playbook next to sys.executable, run_sanity.py the ansible-test next to it.
+#   make core-venvs            build all of them
+#   make core-venv-2.17        build one
+#   make sanity-cores          ansible-test sanity under each, one after another, stopping at the first failure
+#   build/venvs/core-2.16/bin/python -m pytest tests/integration/...   (with a FLINKOPS_PORT_OFFSET of its own,
+#                              see free_port_block in tests/integration/conftest.py)
+ANSIBLE_CORE_VERSIONS ?= 2.16 2.17 2.18 2.19
+CORE_VENVS := $(BUILD)/venvs
+CORE_VENV_PACKAGES := 'requests>=2.25' pyyaml 'pytest>=8'
+CORE_STAMPS := $(foreach v,$(ANSIBLE_CORE_VERSIONS),$(CORE_VENVS)/core-$(v)/.stamp)
+
+.PHONY: core-venvs sanity-cores
+# Reached through core-venv-% only (a version outside ANSIBLE_CORE_VERSIONS), a stamp would count as intermediate
+# and be deleted after the run.
+.PRECIOUS: $(CORE_VENVS)/core-%/.stamp
+
+$(CORE_VENVS)/core-%/.stamp:
+	rm -rf $(@D)
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install -q --upgrade pip
+	$(@D)/bin/python -m pip install -q 'ansible-core==$*.*' $(CORE_VENV_PACKAGES)
+	touch $@
+
+# Not a file: `make core-venv-2.16` builds (once) build/venvs/core-2.16.
+core-venv-%: $(CORE_VENVS)/core-%/.stamp
+	@$(CORE_VENVS)/core-$*/bin/ansible --version | head -n 1
+
+core-venvs: $(CORE_STAMPS)
+
+sanity-cores: core-venvs
+	@for v in $(ANSIBLE_CORE_VERSIONS); do \
+	  echo "=== ansible-test sanity on ansible-core $$v ==="; s=$$SECONDS; \
+	  $(CORE_VENVS)/core-$$v/bin/python tests/sanity/run_sanity.py; rc=$$?; \
+	  $(PYTHON) -m tests.harness.support record-sanity --python $(CORE_VENVS)/core-$$v/bin/python \
+	    --rc $$rc --seconds $$((SECONDS - s)); \
+	  [ $$rc = 0 ] || { echo "=== sanity FAILED on ansible-core $$v (after $$((SECONDS - s)) s)" >&2; exit 1; }; \
+	  echo "=== sanity passed on ansible-core $$v (after $$((SECONDS - s)) s)"; \
+	done; \
+	echo "=== sanity passed on ansible-core $(ANSIBLE_CORE_VERSIONS)"

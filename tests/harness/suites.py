@@ -54,7 +54,7 @@ class Run(object):
         self.kind, self.flink, self.python, self.core = kind, flink, python, core
         self.once, self.roles = once, roles
         self.cost = COST[kind] + (COST['once'] if once else 0) + (COST['roles'] if roles else 0)
-        self.name = 'flink-%s__core-%s__%s' % (flink, '.'.join(core.split('.')[:2]), kind)
+        self.name = 'flink-%s__core-%s__%s' % (flink, core, kind)
         self.rc = None
         self.seconds = None
 

@@ -86,7 +86,7 @@ def table(found):
     lines += ['', '%s Flink lines: %s. ansible-core: %s.' % (
         'Every run above passed.' if ok else 'NOT every run above passed.',
         ', '.join(sorted(set(_line(r['flink']) for r in tests), key=_key)) or '-',
-        ', '.join(sorted(set(r['core'] for r in found), key=_key)) or '-')]
+        ', '.join(sorted(set(_line(r['core']) for r in found), key=_key)) or '-')]
     return '\n'.join(lines)
 
 

@@ -3,8 +3,11 @@
 1. Put a get-pip stand-in where ansible-test looks for its cached bootstrap
    script (it cannot download the real one here), see get_pip_standin.py.
 2. Copy the tracked and new (not ignored) files into
-   <tmp>/flinkops-sanity-*/ansible_collections/flinkops/flink, where ansible-test wants them.
-3. Run `ansible-test sanity --venv` with this interpreter's Python version.
+   <tmp>/flinkops-sanity-<hash>-core-<X.Y.Z>/ansible_collections/flinkops/flink, where ansible-test
+   wants them. The directory is keyed by the repository, this interpreter and its ansible-core
+   release, so runs under different cores (make sanity-cores, build/venvs/core-*) never share a copy.
+3. Run `ansible-test sanity --venv` (the one next to this interpreter) with this interpreter's
+   Python version.
 """
 import hashlib
 import os
@@ -15,9 +18,17 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Outside the repository: inside it, ansible-test would ask git and see only ignored files.
-DEST = os.path.join(tempfile.gettempdir(), 'flinkops-sanity-%s' % hashlib.sha256(ROOT.encode()).hexdigest()[:8],
-                    'ansible_collections', 'flinkops', 'flink')
+
+
+def _dest():
+    from ansible.release import __version__ as core
+    key = hashlib.sha256(('%s\0%s\0%s' % (ROOT, sys.executable, core)).encode()).hexdigest()[:8]
+    # Outside the repository: inside it, ansible-test would ask git and see only ignored files.
+    return os.path.join(tempfile.gettempdir(), 'flinkops-sanity-%s-core-%s' % (key, core),
+                        'ansible_collections', 'flinkops', 'flink')
+
+
+DEST = _dest()
 
 # Sanity tests that cannot run here, for reasons outside the collection's code.
 SKIP = [
@@ -38,11 +49,16 @@ def pip_bootstrap_version():
 
 
 def install_standin():
+    # The pip release differs per core (2.16 and 2.17: 23.1.2, with setuptools and wheel; 2.18 and 2.19: 24.2),
+    # so does the cache file's name; the stand-in installs whichever release it is asked for.
     version = pip_bootstrap_version()
     cache = os.path.expanduser('~/.ansible/test/cache')
     os.makedirs(cache, exist_ok=True)
     target = os.path.join(cache, 'get_pip_%s.py' % version.replace('.', '_'))
-    shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'get_pip_standin.py'), target)
+    # Written aside and renamed: a sanity run under another core may be reading the same file right now.
+    tmp = '%s.%d.tmp' % (target, os.getpid())
+    shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'get_pip_standin.py'), tmp)
+    os.replace(tmp, target)
 
 
 def copy_collection():

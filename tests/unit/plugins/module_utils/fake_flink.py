@@ -11,6 +11,11 @@ at a point of fake time (``at``: seconds after the job started, on the clock in
 ``GET /jobs/<id>``). A job that ended is never changed by its script again.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import json
 import re
 import uuid

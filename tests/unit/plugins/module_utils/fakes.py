@@ -1,5 +1,10 @@
 """Test doubles for the HTTP layer: a scripted requests.Session and a fake clock."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import json as jsonlib
 
 import requests

@@ -4,6 +4,11 @@ The prefix must stay in front of every REST path, with exactly one slash between
 whether or not the user wrote the trailing slash.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api

@@ -4,6 +4,11 @@ The same gate against a real Flink 1.17.2 cluster, through ansible-playbook, is 
 tests/integration/test_lifecycle.py (test_flink_1_17_is_refused_by_every_module).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api

@@ -4,6 +4,11 @@ The real restart path (the flink_cluster role restarting a JobManager that runs
 jobs) is tested on real Flink in tests/integration/test_cluster_restarts.py.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import json
 import os
 import shutil

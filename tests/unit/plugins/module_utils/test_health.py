@@ -1,5 +1,10 @@
 """The health gate (``_health.HealthGate``) against the fake Flink, on fake time."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api

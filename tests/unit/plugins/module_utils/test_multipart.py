@@ -1,5 +1,10 @@
 """The streamed multipart body: exact bytes, framing, quoting, and that nothing is buffered."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import email.parser
 import email.policy
 import os

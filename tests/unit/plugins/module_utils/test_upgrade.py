@@ -1,5 +1,10 @@
 """state=upgraded as a transaction (``_upgrade``): time model, rollback, followed stops, clean-up, input rules."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
 import re
 import zipfile
 
