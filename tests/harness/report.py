@@ -72,15 +72,20 @@ def table(rows):
     return '\n'.join(lines)
 
 
-def update_readme(path, text):
+def replace_between(path, start, end, text):
+    """Put ``text`` between the marker lines ``start`` and ``end`` of the file at ``path``."""
     with open(path) as f:
         content = f.read()
-    if START not in content or END not in content:
-        raise SystemExit('%s has no fault-table markers' % path)
-    head, rest = content.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    if start not in content or end not in content:
+        raise SystemExit('%s has no %s ... %s markers' % (path, start, end))
+    head, rest = content.split(start, 1)
+    tail = rest.split(end, 1)[1]
     with open(path, 'w') as f:
-        f.write(head + START + '\n' + text + '\n' + END + tail)
+        f.write(head + start + '\n' + text + '\n' + end + tail)
+
+
+def update_readme(path, text):
+    replace_between(path, START, END, text)
 
 
 def main(argv=None):
