@@ -62,9 +62,11 @@ LIFECYCLE_VERSIONS ?= 2.2.1 2.1.3 2.0.2 1.19.3 1.18.1
 ALL_FLINK_VERSIONS := 2.3.0 2.2.1 2.1.3 2.0.2 1.20.5 1.19.3 1.18.1
 INTEGRATION_JOBS ?= 2
 
+INTEGRATION_RUNS = $(addprefix --full ,$(FLINK_VERSIONS)) $(addprefix --lifecycle ,$(LIFECYCLE_VERSIONS)) \
+	--jobs $(INTEGRATION_JOBS)
+
 integration: venv collection
-	$(VPY) -m tests.harness.suites $(addprefix --full ,$(FLINK_VERSIONS)) \
-	  $(addprefix --lifecycle ,$(LIFECYCLE_VERSIONS)) --jobs $(INTEGRATION_JOBS)
+	$(VPY) -m tests.harness.suites $(INTEGRATION_RUNS)
 
 # Role scenarios (molecule, delegated driver, local connection): each converges,
 # checks idempotence, verifies through Flink's REST API and removes everything.
@@ -93,7 +95,10 @@ bench: venv collection
 fault-report: venv
 	$(VPY) -m tests.harness.report --readme README.md
 
-test: sanity unit lint integration roles
+# make test runs the role scenarios (make roles) inside the integration streams, after the role-level tests (the
+# same service user), while the other stream goes on: the suite's longest part is waiting on Flink.
+test: sanity unit lint venv collection
+	$(VPY) -m tests.harness.suites $(INTEGRATION_RUNS) $(addprefix --molecule ,$(MOLECULE_SCENARIOS))
 	@$(VPY) -m tests.harness.report
 	@$(VPY) -m tests.harness.support
 

@@ -77,6 +77,14 @@ STATS_REFRESH_S = 3.5
 UpgradeError = _upgrade.UpgradeError   # raised by the transaction; callers may catch it from here
 
 
+def _local_path(path):
+    """``file:///a/b``, ``file:/a/b`` and ``/a/b`` as ``/a/b``; other schemes as they are."""
+    for prefix in ('file://', 'file:'):
+        if path.startswith(prefix):
+            return '/' + path[len(prefix):].lstrip('/')
+    return path
+
+
 class Submitted(object):
     """The outcome of one submission attempt series."""
 
@@ -709,11 +717,42 @@ class JobReconciler(object):
                                           cause=exc.cause)
             except FlinkApiError as exc:
                 view = self._view_now(jid)
+                if view is not None and view.get('state') == 'FINISHED':
+                    # Seen on Flink 1.20.5: the leader died as the savepoint completed, and the new leader
+                    # reports the stop as failed (NullPointerException) although the job finished with it.
+                    found = self._savepoint_of_finished_stop(jid, target)
+                    if found:
+                        self.warn('Flink reported the stop-with-savepoint of job %s as failed (%s), but the job '
+                                  'FINISHED and the savepoint written for this stop is complete: %s. Using it.'
+                                  % (jid, exc.cause or exc.msg, found))
+                        return found, self._overran(budget, sent_at)
                 # Never send a new stop once the budget is gone (a followed stop that failed is final).
                 if not (is_transient_savepoint_failure(exc) and view is not None and is_live(view)
                         and not budget.expired()):
                     raise
             self._pause('stop job %s with a savepoint (it was not ready for one yet)' % jid)
+
+    def _savepoint_of_finished_stop(self, jid, target):
+        """The complete savepoint in this stop's own directory ``target``, or None.
+
+        The directory belongs to one trigger, and Flink writes ``_metadata`` last, so a
+        savepoint found there (on this host's disk, or as the job's latest savepoint in
+        its checkpoint statistics) is the one this stop took, whole.
+        """
+        if not target:
+            return None
+        found = find_local_savepoint(target)
+        if found:
+            return found
+        try:
+            data = self.api.checkpoints(jid)
+        except FlinkError:
+            return None
+        entry = ((data or {}).get('latest') or {}).get('savepoint') or {}
+        path = entry.get('external_path')
+        if path and not entry.get('discarded') and _local_path(path).startswith(_local_path(target).rstrip('/') + '/'):
+            return path
+        return None
 
     def _follow_stop(self, jid, trigger_id, target, sent_at, checkpoint_timeout, budget, what):
         """Follow a stop-with-savepoint that outlived ``budget`` to its end; (path, overran seconds)."""

@@ -40,8 +40,9 @@ ROLE_TESTS = ['%s/test_cluster_restarts.py' % IT, '%s/test_cluster_root.py' % IT
 # Port windows of the streams (tests/integration/conftest.py, free_port_block): 21000-23999, 24000-26999,
 # 29000-31999; clear of a suite run by hand (18000-20999), of molecule's 28xxx and of the ephemeral ports.
 PORT_OFFSETS = (3000, 6000, 11000)
-# Rough minutes of the parts of a run on a 2-core machine with two streams going, to balance the streams.
-COST = {'full': 17.0, 'once': 7.0, 'roles': 12.0, 'lifecycle': 4.0}
+# Minutes of the parts of a run on a 2-core machine with two streams going (measured 2026-11-28 on a fresh clone;
+# a molecule scenario: per scenario), to balance the streams.
+COST = {'full': 28.0, 'once': 9.0, 'roles': 15.5, 'lifecycle': 2.7, 'molecule': 3.0}
 
 
 def core_version(python):
@@ -53,10 +54,18 @@ class Run(object):
     def __init__(self, kind, flink, python, core, once=False, roles=False):
         self.kind, self.flink, self.python, self.core = kind, flink, python, core
         self.once, self.roles = once, roles
+        self.scenarios = []
         self.cost = COST[kind] + (COST['once'] if once else 0) + (COST['roles'] if roles else 0)
         self.name = 'flink-%s__core-%s__%s' % (flink, core, kind)
         self.rc = None
         self.seconds = None
+
+    def commands(self, junit):
+        """The commands of this run, one after the other (molecule: one scenario each)."""
+        if self.kind == 'molecule':
+            molecule = os.path.join(os.path.dirname(self.python), 'molecule')
+            return [[molecule, 'test', '-s', scenario] for scenario in self.scenarios]
+        return [self.argv(junit)]
 
     def argv(self, junit):
         argv = [self.python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--durations=15', '--junitxml', junit]
@@ -66,17 +75,34 @@ class Run(object):
         return argv + ['--ignore=%s' % path for path in ignore] + [IT]
 
 
-def plan(full, lifecycle, pythons, jobs):
-    """The runs, spread over ``jobs`` streams (lists of runs), longest first onto the least loaded stream."""
+def plan(full, lifecycle, pythons, jobs, molecule=()):
+    """The runs, spread over ``jobs`` streams (lists of runs), longest first onto the least loaded stream.
+
+    The molecule scenarios (``molecule``) follow the role-level tests in their stream: both deploy the roles
+    with the same service user, so they never run at the same time.
+    """
     runs = []
     for python in pythons:
         core = core_version(python)
         for i, version in enumerate(full):
             runs.append(Run('full', version, python, core, once=(i == 0), roles=(i == len(full) - 1)))
         runs.extend(Run('lifecycle', version, python, core) for version in lifecycle)
+    after_roles = None
+    if molecule:
+        after_roles = Run('molecule', 'roles', sys.executable, core_version(sys.executable))
+        after_roles.scenarios = list(molecule)
+        after_roles.cost *= len(molecule)
+        after_roles.name = 'molecule__%s' % '-'.join(molecule)
     streams = [[] for _stream in range(max(1, min(jobs, len(PORT_OFFSETS), len(runs))))]
-    for run in sorted(runs, key=lambda r: -r.cost):
-        min(streams, key=lambda s: sum(r.cost for r in s)).append(run)
+
+    def load(stream):
+        return sum(r.cost for r in stream) + (after_roles.cost if after_roles and any(r.roles for r in stream) else 0)
+    for run in sorted(runs, key=lambda r: -(r.cost + (after_roles.cost if after_roles and r.roles else 0))):
+        min(streams, key=load).append(run)
+    if after_roles is not None:
+        stream = next((s for s in streams if any(r.roles for r in s)), streams[0])
+        at = next((i for i, r in enumerate(stream) if r.roles), -1) + 1
+        stream.insert(at, after_roles)
     return streams
 
 
@@ -99,14 +125,21 @@ def run_stream(runs, offset, log_dir, junit_dir, echo):
         log = os.path.join(log_dir, '%s.log' % run.name)
         junit = os.path.join(junit_dir, '%s.xml' % run.name)
         env = dict(os.environ, FLINKOPS_FLINK_VERSION=run.flink, FLINKOPS_PORT_OFFSET=str(offset))
+        if run.kind == 'molecule':
+            env['PATH'] = os.path.dirname(run.python) + os.pathsep + env.get('PATH', '')
         echo('=== %s: starting (output in %s)' % (run.name, os.path.relpath(log, ROOT)))
         start = time.monotonic()
         with open(log, 'wb') as out:
-            proc = subprocess.Popen(run.argv(junit), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
-            RUNNING.append(proc)
-            run.rc = proc.wait()
-            RUNNING.remove(proc)
+            for argv in run.commands(junit):
+                out.write(('=== %s\n' % ' '.join(argv)).encode())
+                out.flush()
+                proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+                RUNNING.append(proc)
+                run.rc = proc.wait()
+                RUNNING.remove(proc)
+                if run.rc != 0 or STOPPING.is_set():
+                    break
         run.seconds = time.monotonic() - start
         echo('=== %s: exit %d after %d s' % (run.name, run.rc, run.seconds))
 
@@ -117,6 +150,8 @@ def main(argv=None):
     parser.add_argument('--lifecycle', action='append', default=[], help='Flink version for the life-cycle suite')
     parser.add_argument('--core', action='append', default=[], help='python of an ansible-core venv (repeatable)')
     parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--molecule', action='append', default=[],
+                        help='a role scenario (extensions/molecule) to run after the role-level tests, in their stream')
     parser.add_argument('--stream-output', action='store_true', help='print each log when its run ends')
     args = parser.parse_args(argv)
     log_dir = os.path.join(ROOT, 'build', 'it')
@@ -129,7 +164,7 @@ def main(argv=None):
         with lock:
             print(text, flush=True)
 
-    streams = plan(args.full, args.lifecycle, args.core or [sys.executable], args.jobs)
+    streams = plan(args.full, args.lifecycle, args.core or [sys.executable], args.jobs, args.molecule)
     for i, stream in enumerate(streams):
         echo('stream %d (ports +%d): %s' % (i + 1, PORT_OFFSETS[i], ', '.join(r.name for r in stream)))
     signal.signal(signal.SIGTERM, forward_term)

@@ -914,3 +914,22 @@ def test_checkpoint_statistics_are_read_only_once_they_caught_up_with_the_end(ja
     assert reads[0] - ended_at[0] >= jobmod.STATS_REFRESH_S - 0.01
     assert r['verification']['healthy'] and clock.now > reads[0]
     assert r['restored_from']['path'] == 'file:/cp/final/chk-5'
+
+
+def test_a_stop_reported_failed_after_the_job_finished_with_its_savepoint_uses_that_savepoint(jar):
+    """Flink 1.20.5, leader killed as the savepoint completed: the new leader says the stop failed (NPE) although the
+    job FINISHED with a complete savepoint in the stop's own directory. The upgrade goes on from it. (Where no such
+    savepoint exists the upgrade fails and says the job is FINISHED: test_upgrade.py,
+    test_a_failed_stop_reports_the_state_flink_reports.)"""
+    flink = FakeFlink()
+    old = reconcile(flink, desired(jar, args=['--v', '1']))
+    flink.misreported_stops = ['java.lang.NullPointerException']
+    d = desired(jar, state='upgraded', args=['--v', '2'], savepoint_dir='file:/sp')
+    result = reconcile(flink, d)
+    assert result['action'] == 'upgraded' and result['previous_job_id'] == old['job_id'], result
+    assert '/flinkops-' in result['savepoint'] and run_body(flink, result['job_id'])['savepointPath'] == \
+        result['savepoint']
+    assert any('reported the stop-with-savepoint' in w and 'NullPointerException' in w
+               for w in result['_warnings']), result['_warnings']
+    assert [j['jid'] for j in flink.live()] == [result['job_id']]
+
