@@ -127,6 +127,7 @@ def run_stream(runs, offset, log_dir, junit_dir, echo):
         env = dict(os.environ, FLINKOPS_FLINK_VERSION=run.flink, FLINKOPS_PORT_OFFSET=str(offset))
         if run.kind == 'molecule':
             env['PATH'] = os.path.dirname(run.python) + os.pathsep + env.get('PATH', '')
+            env.update(NO_COLOR='1', PY_COLORS='0')
         echo('=== %s: starting (output in %s)' % (run.name, os.path.relpath(log, ROOT)))
         start = time.monotonic()
         with open(log, 'wb') as out:

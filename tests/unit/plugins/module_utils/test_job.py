@@ -932,4 +932,3 @@ def test_a_stop_reported_failed_after_the_job_finished_with_its_savepoint_uses_t
     assert any('reported the stop-with-savepoint' in w and 'NullPointerException' in w
                for w in result['_warnings']), result['_warnings']
     assert [j['jid'] for j in flink.live()] == [result['job_id']]
-
