@@ -77,10 +77,6 @@ class Capabilities(object):
     def checkpoint_dir_key(self):
         return self.checkpoint_dir_keys[0]
 
-    def as_dict(self):
-        return dict(version=self.version, checkpoint_dir_keys=list(self.checkpoint_dir_keys),
-                    savepoint_dir_keys=list(self.savepoint_dir_keys))
-
 
 def for_version(version, where=None):
     """The ``Capabilities`` of ``version`` (``flink-version`` from ``GET /config``).

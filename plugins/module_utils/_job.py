@@ -49,6 +49,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._service import (
     find_local_savepoint,
     is_jar_missing,
     is_transient_savepoint_failure,
+    is_under,
     jar_marker,
     restore_point,
     restored_source,
@@ -75,14 +76,6 @@ STATS_REFRESH_S = 3.5
 
 
 UpgradeError = _upgrade.UpgradeError   # raised by the transaction; callers may catch it from here
-
-
-def _local_path(path):
-    """``file:///a/b``, ``file:/a/b`` and ``/a/b`` as ``/a/b``; other schemes as they are."""
-    for prefix in ('file://', 'file:'):
-        if path.startswith(prefix):
-            return '/' + path[len(prefix):].lstrip('/')
-    return path
 
 
 class Submitted(object):
@@ -706,8 +699,8 @@ class JobReconciler(object):
                     return self._follow_stop(jid, trigger_id, target, sent_at, checkpoint_timeout, budget, what)
             except SavepointResultLost as exc:
                 # The job finished with the savepoint, and the JobManager that knew where it went died.
-                # The savepoint has a directory of its own: take it from there when this host can see it.
-                found = find_local_savepoint(target)
+                # The savepoint has a directory of its own: take it from there.
+                found = self._savepoint_of_finished_stop(jid, target)
                 if found:
                     self.warn('Flink lost the result of the stop-with-savepoint of job %s in a JobManager failover; '
                               'using the savepoint written for it: %s' % (jid, found))
@@ -750,7 +743,7 @@ class JobReconciler(object):
             return None
         entry = ((data or {}).get('latest') or {}).get('savepoint') or {}
         path = entry.get('external_path')
-        if path and not entry.get('discarded') and _local_path(path).startswith(_local_path(target).rstrip('/') + '/'):
+        if path and not entry.get('discarded') and is_under(path, target):
             return path
         return None
 

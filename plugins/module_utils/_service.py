@@ -110,19 +110,24 @@ def savepoint_target(base, trigger_id):
     return '%s/flinkops-%s' % (base.rstrip('/'), trigger_id)
 
 
+def local_path(location):
+    """``file:///a/b``, ``file:/a/b`` or ``/a/b`` as the path ``/a/b``; None for other schemes."""
+    for prefix in ('file://', 'file:'):
+        if location.startswith(prefix):
+            return '/' + location[len(prefix):].lstrip('/')
+    return location if location.startswith('/') else None
+
+
+def is_under(location, directory):
+    """Whether ``location`` lies in ``directory`` (both Flink paths; ``file:`` spellings compared as paths)."""
+    inner, outer = local_path(location) or location, local_path(directory) or directory
+    return inner.startswith(outer.rstrip('/') + '/')
+
+
 def find_local_savepoint(target):
     """The one savepoint in ``target`` when that is a directory this host can read, else None."""
-    if not target:
-        return None
-    if target.startswith('file://'):
-        path = target[len('file://'):]
-    elif target.startswith('file:'):
-        path = target[len('file:'):]
-    elif target.startswith('/'):
-        path = target
-    else:
-        return None
-    if not os.path.isdir(path):
+    path = local_path(target) if target else None
+    if not path or not os.path.isdir(path):
         return None
     found = [d for d in sorted(os.listdir(path))
              if d.startswith('savepoint-') and os.path.isfile(os.path.join(path, d, '_metadata'))]
@@ -140,7 +145,6 @@ class FlinkJobs(object):
     def __init__(self, client, sleep=time.sleep):
         self.client = client
         self._sleep = sleep
-        self._version = None
         self._cluster_config = None
 
     # -- cluster ---------------------------------------------------------------
@@ -165,9 +169,6 @@ class FlinkJobs(object):
                 raise FlinkUnsupportedVersion(str(exc))
             self.client.capabilities = caps
         return caps
-
-    def version(self):
-        return self.capabilities().version
 
     def cluster_config(self):
         if self._cluster_config is None:

@@ -37,16 +37,17 @@ from tests.harness.flinkdist import ensure_flink_home  # noqa: E402
 TERMINAL = ('FINISHED', 'CANCELED', 'FAILED')
 
 
-def _load_flatten():
-    """The collection's own flink_flatten_config filter: harness and role merge configs the same way."""
-    path = os.path.join(ROOT, 'plugins', 'filter', 'flink_config.py')
-    spec = importlib.util.spec_from_file_location('flinkops_filter_flink_config', path)
+def _load(relpath, name):
+    """A module of the collection by its file (the harness runs without the collection on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relpath))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.flink_flatten_config
+    return module
 
 
-flatten = _load_flatten()
+# The collection's own code: harness and role merge and write configurations the same way.
+flatten = _load(os.path.join('plugins', 'filter', 'flink_config.py'), 'flinkops_filter_flink_config').flink_flatten_config
+_cluster_conf = _load(os.path.join('plugins', 'module_utils', '_cluster_conf.py'), 'flinkops_cluster_conf')
 
 
 def config_file_name(flink_home):
@@ -67,25 +68,13 @@ JAVA17_OPTS = ' '.join(
 
 def merged_config(flink_home, overrides):
     """The distribution's configuration file, flattened, with ``overrides`` on top."""
-    with open(os.path.join(flink_home, 'conf', config_file_name(flink_home))) as f:
-        shipped = yaml.safe_load(f) or {}
-    conf = flatten(shipped)
+    name = config_file_name(flink_home)
+    with open(os.path.join(flink_home, 'conf', name)) as f:
+        shipped = yaml.safe_load(f) if name == 'config.yaml' else _cluster_conf.parse_legacy(f.read())
+    conf = flatten(shipped or {})
     conf.setdefault('env.java.opts.all', JAVA17_OPTS)
     conf.update(overrides)
     return conf
-
-
-def legacy_text(conf):
-    """``conf`` as Flink 1.18 and older read it: one ``key: value`` a line, values verbatim (never quoted)."""
-    lines = []
-    for key in sorted(conf):
-        value = conf[key]
-        if isinstance(value, bool):
-            value = 'true' if value else 'false'
-        elif isinstance(value, (list, tuple)):
-            value = ';'.join(str(v) for v in value)
-        lines.append('%s: %s' % (key, value))
-    return '\n'.join(lines) + '\n'
 
 
 def _proc_start_time(pid):
@@ -189,7 +178,7 @@ class FlinkCluster(object):
             if name == 'config.yaml':
                 yaml.safe_dump(self._config(rest_port), f, default_flow_style=False, sort_keys=True)
             else:
-                f.write(legacy_text(self._config(rest_port)))
+                f.write(_cluster_conf.legacy_text(self._config(rest_port)))
         if self.ha:
             with open(os.path.join(conf_dir, 'zoo.cfg'), 'w') as f:
                 f.write('tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=%s/zookeeper\nclientPort=%d\n'
