@@ -25,7 +25,8 @@ What a job runs (its spec) is not in the id. It travels with the job as a
 *record* in the job's global job parameters (key ``flinkops.spec``), which
 ``GET /jobs/<id>/config`` shows: the declared name, the spec (jar SHA-256,
 entry class, args, parallelism, config), where the instance was restored
-from, and salted digests (never values) of secrets.
+from, salted digests (never values) of secrets and, for a job declared in a
+set (``flink_job_set``, or ``flink_job``'s ``scope``), the set's scope.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -162,6 +163,11 @@ def same_spec(spec, record):
     return spec.secret_digests(record.salt) == record.secrets
 
 
+def same_scope(scope, record):
+    """True when a job's record is in the declared ``scope`` (always, when no scope is declared)."""
+    return scope is None or (record is not None and record.scope == scope)
+
+
 # The record a job carries ---------------------------------------------------------
 #
 # flink_job records what it submitted in the job's global job parameters
@@ -176,8 +182,10 @@ RECORD_VERSION = 2
 
 
 class Record(object):
-    def __init__(self, name, spec, jar_name=None, restored_from=None, salt=None, secrets=None, version=RECORD_VERSION):
+    def __init__(self, name, spec, jar_name=None, restored_from=None, salt=None, secrets=None, version=RECORD_VERSION,
+                 scope=None):
         self.name = name                    # None for records of the first format (0.1), which had no name
+        self.scope = scope                  # the set (flink_job_set scope) that declares the job, or None
         self.spec = spec                    # Spec without secret values
         self.jar_name = jar_name
         self.restored_from = restored_from  # the path this instance was started from, or None
@@ -195,6 +203,8 @@ class Record(object):
             'salt': self.salt,
             'secrets': self.secrets,
         }
+        if self.scope is not None:
+            payload['scope'] = self.scope
         data = json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
         return base64.urlsafe_b64encode(data).decode('ascii').rstrip('=')
 
@@ -202,10 +212,11 @@ class Record(object):
         return bool(self.secrets.get('config') or self.secrets.get('args'))
 
 
-def new_record(name, spec, jar_name=None, restored_from=None, salt=None):
+def new_record(name, spec, jar_name=None, restored_from=None, salt=None, scope=None):
     salt = salt or cfg.new_salt()
     return Record(name, Spec(spec.jar_sha256, spec.entry_class, spec.args, spec.parallelism, spec.config),
-                  jar_name=jar_name, restored_from=restored_from, salt=salt, secrets=spec.secret_digests(salt))
+                  jar_name=jar_name, restored_from=restored_from, salt=salt, secrets=spec.secret_digests(salt),
+                  scope=scope)
 
 
 def decode_record(text):
@@ -230,7 +241,7 @@ def decode_record(text):
             return Record(data['name'], spec, jar_name=data.get('jar_name'), restored_from=data.get('restored_from'),
                           salt=data.get('salt') or '',
                           secrets={'config': dict(secrets.get('config') or {}), 'args': secrets.get('args')},
-                          version=RECORD_VERSION)
+                          version=RECORD_VERSION, scope=data['scope'] if isinstance(data.get('scope'), str) else None)
     except (KeyError, TypeError, ValueError):
         return None
     return None

@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import threading
 import time
 import uuid
 
@@ -88,10 +89,44 @@ class Submitted(object):
         self.refused = refused      # ids Flink refused as already used, although it no longer lists them
 
 
-class JobReconciler(object):
-    """Brings one named job to its desired state. ``run()`` returns the module result."""
+class JarIds(object):
+    """Jar ids on the cluster by SHA-256, shared by the reconcilers of one module run.
 
-    def __init__(self, client, desired, check_mode=False, diff=False, warn=None, sleep=time.sleep):
+    The jobs of a set (flink_job_set) that run one jar find or upload it once:
+    a reconciler holds the jar's lock while it looks for it and uploads it.
+    """
+
+    def __init__(self):
+        self._ids = {}
+        self._locks = {}
+        self._guard = threading.Lock()
+
+    def lock(self, sha):
+        with self._guard:
+            return self._locks.setdefault(sha, threading.Lock())
+
+    def get(self, sha):
+        return self._ids.get(sha)
+
+    def __getitem__(self, sha):
+        return self._ids[sha]
+
+    def __setitem__(self, sha, jar_id):
+        self._ids[sha] = jar_id
+
+
+class JobReconciler(object):
+    """Brings one named job to its desired state. ``run()`` returns the module result.
+
+    ``flink_job`` runs one; ``flink_job_set`` (``_fleet``) runs one per job of the set,
+    sharing ``jars`` and deferring the removal of replaced jars to the end of the
+    run (``clean_jars=False``: the replaced versions are kept in ``replaced``).
+    ``only`` limits the job's instances to these ids (pruning touches only the
+    instances that carry the set's record).
+    """
+
+    def __init__(self, client, desired, check_mode=False, diff=False, warn=None, sleep=time.sleep, jars=None,
+                 clean_jars=True, only=None):
         self.client = client
         self.api = FlinkJobs(client, sleep=sleep)
         self.desired = desired
@@ -101,7 +136,10 @@ class JobReconciler(object):
         self._warned = set()
         self._sleep = sleep
         self.jar_id = None
-        self._jar_ids = {}
+        self._jar_ids = jars if jars is not None else JarIds()
+        self.clean_jars = clean_jars
+        self.replaced = []      # (previous Version, new Version) of upgrades whose jar removal was deferred
+        self.only = only
         # Never go below a generation this run has seen: after a failover Flink may list none of the
         # ended instances and accept their ids again.
         self._floor = 0
@@ -117,20 +155,30 @@ class JobReconciler(object):
             self._warn(msg)
 
     # -- observe -----------------------------------------------------------------
-    def observe(self):
+    def observe(self, jobs=None, known=None):
+        """What the next plan needs. ``jobs`` and ``known`` (job id -> record): read once for a whole set."""
         d = self.desired
         api = self.api
         caps = api.capabilities()  # first: an unsupported Flink is refused before anything else is read
-        obs = planner.Observation(d.name, api.overview(), capabilities=caps)
+        if jobs is None:
+            jobs = api.overview()
+        if self.only is not None:
+            jobs = [j for j in jobs if j['id'] in self.only]
+        obs = planner.Observation(d.name, jobs, capabilities=caps)
         self._floor = max(self._floor, planner.next_generation(obs.own))
         records = {}
+
+        def read(jid):
+            if known is not None and jid in known:
+                return known[jid]
+            return api.record(jid)
         if d.state != 'absent':
             for j in obs.own:
                 if is_live(j) and not is_ending(j):
-                    records[j['id']] = api.record(j['id'])
+                    records[j['id']] = read(j['id'])
         for j in obs.named:
             if is_live(j):
-                records[j['id']] = api.record(j['id'])
+                records[j['id']] = read(j['id'])
         obs.records = records
         if d.state == 'absent':
             if d.savepoint and not d.savepoint_dir and any(is_live(j) for j in obs.candidates()):
@@ -149,7 +197,7 @@ class JobReconciler(object):
             if len(running) == 1:
                 job = running[0]
                 record = records.get(job['id'])
-                if record is None or not ident.same_spec(d.spec, record):
+                if record is None or not (ident.same_spec(d.spec, record) and ident.same_scope(d.scope, record)):
                     if d.upgrade_mode == 'savepoint' and not d.savepoint_dir:
                         obs.savepoint_dir = api.default_savepoint_dir()
                     if d.upgrade_mode == 'last-state':
@@ -199,12 +247,16 @@ class JobReconciler(object):
             out['adopted'] = True
         if record is not None:
             out.update(self._spec_view(record.spec, record.jar_name))
+            if record.scope is not None:
+                out['scope'] = record.scope
         return out
 
     def _declared_state(self, job_id, generation, restore=None):
         d = self.desired
         out = {'state': 'running', 'job_id': job_id, 'generation': generation}
         out.update(self._spec_view(d.spec, os.path.basename(d.jar) if d.jar else None))
+        if d.scope is not None:
+            out['scope'] = d.scope
         if restore and restore.get('path'):
             out['restored_from'] = restore['path']
         return out
@@ -233,17 +285,22 @@ class JobReconciler(object):
                       % (self.desired.name, job['id'], job['state'], job.get('tasks') or 'unknown'))
 
     # -- main ----------------------------------------------------------------------
-    def run(self):
+    def prepare(self, jobs=None, known=None):
+        """Observe and plan, sending nothing that changes the cluster: (observation, plan)."""
+        obs = self.observe(jobs, known)
+        return obs, planner.plan(self.desired, obs)
+
+    def run(self, prepared=None):
+        """Reconcile; ``prepared`` (from ``prepare``) is used as the first observation and plan."""
         if self.desired.state == 'absent':
-            obs = self.observe()
-            the_plan = planner.plan(self.desired, obs)
+            obs, the_plan = prepared or self.prepare()
             for w in the_plan.warnings:
                 self.warn(w)
             return self._absent(the_plan)
         done = []
         for _round in range(MAX_REPLANS):
-            obs = self.observe()
-            the_plan = planner.plan(self.desired, obs)
+            obs, the_plan = prepared or self.prepare()
+            prepared = None
             for w in the_plan.warnings:
                 self.warn(w)
             if self.check_mode:
@@ -421,6 +478,9 @@ class JobReconciler(object):
         """
         if previous is None or previous.jar_sha256 == new.jar_sha256:
             return
+        if not self.clean_jars:
+            self.replaced.append((previous, new))
+            return
         try:
             marker = jar_marker(previous.jar_sha256)
             doomed = [f['id'] for f in self.api.jars() if str(f.get('name', '')).startswith(marker)]
@@ -489,20 +549,21 @@ class JobReconciler(object):
         moves to the endpoint that has it.
         """
         sha = version.jar_sha256
-        if sha not in self._jar_ids or self._jar_ids[sha] is None:
-            jar_id = self.api.find_jar(sha)
-            if jar_id is None and version.jar_path:
-                jar_id = self.api.upload_jar(version.jar_path, sha)
-            elif jar_id is None:
-                jar_id = self.api.find_jar_on_any(sha, keep=True)
-                if jar_id is None:
-                    raise FlinkApiError(
-                        'The jar of version %s of job %r (sha256 %s) is on none of the JobManagers in url (%s), and '
-                        'this run has no file to upload it from. A jar lives with the JobManager that took the upload: '
-                        'it is lost when that JobManager dies or restarts.'
-                        % (version.jar_name or 'unknown', version.name, sha[:16], ', '.join(self.client.urls)),
-                        cause='the previous version\'s jar is no longer on the cluster')
-            self._jar_ids[sha] = jar_id
+        with self._jar_ids.lock(sha):
+            if self._jar_ids.get(sha) is None:
+                jar_id = self.api.find_jar(sha)
+                if jar_id is None and version.jar_path:
+                    jar_id = self.api.upload_jar(version.jar_path, sha)
+                elif jar_id is None:
+                    jar_id = self.api.find_jar_on_any(sha, keep=True)
+                    if jar_id is None:
+                        raise FlinkApiError(
+                            'The jar of version %s of job %r (sha256 %s) is on none of the JobManagers in url (%s), '
+                            'and this run has no file to upload it from. A jar lives with the JobManager that took '
+                            'the upload: it is lost when that JobManager dies or restarts.'
+                            % (version.jar_name or 'unknown', version.name, sha[:16], ', '.join(self.client.urls)),
+                            cause='the previous version\'s jar is no longer on the cluster')
+                self._jar_ids[sha] = jar_id
         if version.jar_path:
             self.jar_id = self._jar_ids[sha]
         return self._jar_ids[sha]
@@ -537,8 +598,9 @@ class JobReconciler(object):
             maybe_sent = False
             while True:
                 body = self.api.run_body(version, jid, restore_path, record)
+                used = self._jar_ids[version.jar_sha256]
                 try:
-                    self.api.run_jar(self._jar_ids[version.jar_sha256], body, what)
+                    self.api.run_jar(used, body, what)
                 except FlinkLostAnswer:
                     # It may have arrived, or still be running main(): look before sending it again.
                     maybe_sent = True
@@ -551,10 +613,14 @@ class JobReconciler(object):
                     if is_duplicate_submission(exc.msg):
                         break
                     if not reuploaded and version.jar_path and is_jar_missing(exc):
-                        # The jar vanished (JobManager restarted with a new web.tmpdir): upload again.
+                        # The jar vanished (JobManager restarted with a new web.tmpdir): upload again, unless
+                        # another job of this run did already.
                         reuploaded = True
-                        self._jar_ids[version.jar_sha256] = self.api.upload_jar(version.jar_path, version.jar_sha256)
-                        self.jar_id = self._jar_ids[version.jar_sha256]
+                        sha = version.jar_sha256
+                        with self._jar_ids.lock(sha):
+                            if self._jar_ids.get(sha) == used:
+                                self._jar_ids[sha] = self.api.upload_jar(version.jar_path, sha)
+                        self.jar_id = self._jar_ids[sha]
                         continue
                     raise FlinkApiError('Could not start job %r: %s' % (name, exc.cause or exc.msg),
                                         status=exc.status, cause=exc.cause or exc.msg)

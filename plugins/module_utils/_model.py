@@ -136,12 +136,13 @@ def check_jar(path):
 class Version(object):
     """One version of a job that can be submitted: the declared one, or a previous one to roll back to."""
 
-    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False):
+    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False, scope=None):
         self.name = name
         self.spec = spec
         self.jar_path = jar_path
         self.jar_name = jar_name or (os.path.basename(jar_path) if jar_path else None)
         self.allow_non_restored_state = allow_non_restored_state
+        self.scope = scope
 
     @property
     def jar_sha256(self):
@@ -149,7 +150,7 @@ class Version(object):
 
     def record(self, restored_from, salt=None):
         return ident.new_record(self.name, self.spec, jar_name=self.jar_name, restored_from=restored_from,
-                                salt=salt)
+                                salt=salt, scope=self.scope)
 
 
 class HealthPolicy(object):
@@ -174,7 +175,7 @@ class Desired(object):
     def __init__(self, name, state, jar=None, entry_class=None, args=None, secret_args=None, parallelism=None,
                  config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
                  savepoint_dir=None, wait=True, upgrade_mode='savepoint', allow_no_rollback=False, healthy_for=10,
-                 wait_for_checkpoint=False, rollback_timeout=60, wait_timeout=None):
+                 wait_for_checkpoint=False, rollback_timeout=60, wait_timeout=None, scope=None):
         if name is None or not str(name).strip():
             raise InputError('name must not be empty: it is the job\'s identity')
         if name != name.strip():
@@ -218,6 +219,9 @@ class Desired(object):
         if state == 'present' and wait and wait_timeout is not None and wait_timeout <= healthy_for:
             raise InputError('wait_timeout (%s s) must be more than healthy_for (%s s): a submission is reported done '
                              'only after the job stayed healthy that long' % (wait_timeout, healthy_for))
+        if scope is not None and (not str(scope).strip() or scope != scope.strip()):
+            raise InputError('scope %r must be a non-empty name without leading or trailing white space' % scope)
+        self.scope = scope
         self.health = HealthPolicy(healthy_for, wait_for_checkpoint)
         self.rollback_timeout = float(rollback_timeout)
         public, secret = cfg.split_sensitive(flat)
@@ -247,4 +251,4 @@ class Desired(object):
 
     def version(self):
         return Version(self.name, self.spec, jar_path=self.jar,
-                       allow_non_restored_state=self.allow_non_restored_state)
+                       allow_non_restored_state=self.allow_non_restored_state, scope=self.scope)

@@ -139,7 +139,7 @@ def previous_version(desired, job, record):
     spec = record.spec
     full = ident.Spec(spec.jar_sha256, spec.entry_class, spec.args, spec.parallelism, spec.config,
                       secret_config=secret_config, secret_args=secret_args)
-    return Version(desired.name, full, jar_name=record.jar_name), None
+    return Version(desired.name, full, jar_name=record.jar_name, scope=record.scope), None
 
 
 def choose_restore(desired, history):
@@ -196,12 +196,20 @@ def plan_present(desired, obs):
         job = live[0]
         adopted = not ident.belongs_to(job['id'], desired.name)
         record = obs.records.get(job['id'])
-        if record is not None and ident.same_spec(desired.spec, record):
+        same = record is not None and ident.same_spec(desired.spec, record)
+        if same and ident.same_scope(desired.scope, record):
             return Plan('none', job_id=job['id'], live=job, adopted=adopted)
         if not upgrade:
             warnings = []
             drift = record is not None or not adopted
-            if drift:
+            if same:
+                warnings.append(
+                    'Job %r runs the declared version, but its record puts it in %s, not in scope %r: pruning there '
+                    'still counts it as that set\'s job. state=present leaves a running job alone; use '
+                    'state=upgraded to restart it through a savepoint with the record of scope %r.'
+                    % (desired.name, 'scope %r' % record.scope if record.scope else 'no scope', desired.scope,
+                       desired.scope))
+            elif drift:
                 warnings.append(
                     'Job %r runs another version than the one declared (%s). state=present leaves a running job '
                     'alone; use state=upgraded to move it to the declared version.'

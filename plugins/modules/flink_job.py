@@ -167,6 +167,16 @@ options:
         JobManager failover makes Flink forget where the savepoint went, the module still finds it there (when
         that directory is readable from the host the module runs on) or names it in the failure message.
     type: str
+  scope:
+    description:
+      - The name of a set of jobs this job belongs to, recorded with every instance the module starts. A
+        P(flinkops.flink.flink_job_set#module) run with the same scope and
+        O(flinkops.flink.flink_job_set#module:prune=true) stops the job once that set no longer declares it. Jobs
+        without a scope are never pruned.
+      - A live job whose record carries another scope is left alone by V(present), with a warning, and restarted
+        through a savepoint with this scope's record by V(upgraded).
+    type: str
+    version_added: 0.2.0
   wait:
     description:
       - Return only once a submitted job passed the health gate (see O(healthy_for)) or, with O(state=absent), the job
@@ -550,6 +560,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._model import Desir
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(job_argument_spec())
+    argument_spec['scope'] = dict(type='str')
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=job_required_if())
     check_requirements(module)
     p = module.params
@@ -563,7 +574,7 @@ def main():
             allow_no_rollback=p['allow_no_rollback'], savepoint=p['savepoint'], savepoint_dir=p['savepoint_dir'],
             wait=p['wait'], upgrade_mode=p['upgrade_mode'], healthy_for=p['healthy_for'],
             wait_for_checkpoint=p['wait_for_checkpoint'], rollback_timeout=p['rollback_timeout'],
-            wait_timeout=p['wait_timeout'])
+            wait_timeout=p['wait_timeout'], scope=p['scope'])
         client = client_from_module(module)
         reconciler = JobReconciler(client, desired, check_mode=module.check_mode, diff=module._diff,
                                    warn=module.warn)

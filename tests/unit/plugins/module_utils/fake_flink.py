@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import json
 import re
+import threading
 import uuid
 
 from .fakes import DUPLICATE_23, FakeResponse, flink_error
@@ -65,6 +66,7 @@ class FakeFlink(object):
         self.watchers = []          # callables (method, path) called after every request was answered
         self.taskmanagers = 1       # GET /overview
         self.slots = 2
+        self.lock = threading.RLock()   # one request at a time, as seen by the reconcilers of a job set's threads
 
     def add_job(self, jid, name, state='RUNNING'):
         self.clock += 1
@@ -128,6 +130,10 @@ class FakeFlink(object):
         return [(m, p) for m, p in self.requests if m != 'GET']
 
     def __call__(self, method, url, kwargs):
+        with self.lock:
+            return self._answer(method, url, kwargs)
+
+    def _answer(self, method, url, kwargs):
         path = re.sub(r'^https?://[^/]+', '', url)
         self.requests.append((method, path))
         body = kwargs.get('json')
