@@ -84,12 +84,14 @@ lint: venv collection
 	mkdir -p $(BUILD)/lint-home
 	HOME=$(BUILD)/lint-home PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint
 
-# Benchmarks (not part of make test): the no-op run, jar upload memory, a forgotten history.
+# Benchmarks (not part of make test). bench.compare: flinkops.flink against what users do today, on one cluster
+# (no-op run, first submission, upgrade, 50 declared jobs, 10 upgrades in one run, upload memory; build/bench/last.json);
+# then a forgotten history on a cluster of its own; then the README's bench block from last.json.
+# BENCH_ARGS passes options to bench.compare (--smoke: tiny sizes; --reps N; --items ...).
 bench: venv collection
-	$(VPY) -m bench.noop_run --version $(DEMO_FLINK_VERSION)
-	$(VPY) -m bench.upload_memory --version $(DEMO_FLINK_VERSION) --size-mib 200
+	$(VPY) -m bench.compare --version $(DEMO_FLINK_VERSION) $(BENCH_ARGS)
 	$(VPY) -m bench.forgotten_generations --version $(DEMO_FLINK_VERSION) --history 100
-	$(VPY) -m bench.upgrade_vs_rest --version $(DEMO_FLINK_VERSION) --rounds 3
+	$(VPY) -m bench.report --readme README.md
 
 # The README's fault table, from the fault cases of the last integration run.
 fault-report: venv
@@ -109,7 +111,7 @@ test: sanity unit lint venv collection
 MAIN_CORE := 2.19
 
 matrix: unit lint sanity-cores core-venvs
-	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --jobs $(INTEGRATION_JOBS)
+	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --every-line --jobs $(INTEGRATION_JOBS)
 	$(VPY) -m tests.harness.suites --lifecycle $(firstword $(ALL_FLINK_VERSIONS)) \
 	  --lifecycle $(lastword $(ALL_FLINK_VERSIONS)) \
 	  $(foreach v,$(filter-out $(MAIN_CORE),$(ANSIBLE_CORE_VERSIONS)),--core $(CORE_VENVS)/core-$(v)/bin/python) \

@@ -117,6 +117,10 @@ class FleetReconciler(object):
         if prune and not scope:
             raise InputError('prune: true needs scope: pruning stops only the jobs that carry the record of this '
                              'set\'s scope')
+        if prune and not members:
+            raise InputError('prune: true with an empty jobs list would stop every job of scope %r. Nothing was '
+                             'changed. To remove a whole set, list its jobs with state: absent (or run once more with '
+                             'at least one job declared).' % scope)
         if int(max_parallel) < 1:
             raise InputError('max_parallel must be 1 or more, got %s' % max_parallel)
         check_names([m.desired for m in members])
@@ -204,7 +208,10 @@ class FleetReconciler(object):
             member.reconciler = rec
             member.prepared = rec.prepare(jobs, known)
         except FlinkError as exc:
-            member.error = (exc.msg, dict(getattr(exc, 'result', None) or {}))
+            msg = exc.msg
+            if member.pruned:
+                msg = '%s (pruning it: prune_savepoint_dir sets the directory, prune_savepoint: false cancels)' % msg
+            member.error = (msg, dict(getattr(exc, 'result', None) or {}))
         except Exception as exc:  # pylint: disable=broad-except
             member.error = self._unexpected(exc)
 

@@ -148,6 +148,8 @@ options:
     description:
       - Stop the live jobs that carry this set's O(scope) in their record but are not in O(jobs).
       - Needs O(scope). Pruning happens in the same run, alongside the declared jobs.
+      - An empty O(jobs) is refused with O(prune=true), because it would stop the whole set; list the jobs with
+        C(state=absent) to remove a whole set.
     type: bool
     default: false
   prune_savepoint:

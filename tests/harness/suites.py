@@ -36,13 +36,17 @@ LIFECYCLE = ['%s/test_lifecycle.py' % IT]
 ONCE = ['%s/%s' % (IT, name) for name in (
     'test_collection_build.py', 'test_execution_environment.py', 'test_unsupported_version.py',
     'test_ansible_runner.py', 'test_auth_proxy.py', 'test_path_prefix.py', 'test_secrets.py', 'test_tls.py')]
+# Tests whose subject hardly changes with the Flink line: injected HTTP faults in front of Flink, and sets of jobs
+# (flink_job_set runs flink_job's own reconciler, which every line's runs cover). make test runs them with the first
+# full run only, to stay inside CI's time; make matrix (--every-line) with every full run.
+SPARED = ['%s/%s' % (IT, name) for name in ('test_faults.py', 'test_job_set.py')]
 ROLE_TESTS = ['%s/test_cluster_restarts.py' % IT, '%s/test_cluster_root.py' % IT, '%s/test_flink_jobs_role.py' % IT]
 # Port windows of the streams (tests/integration/conftest.py, free_port_block): 21000-23999, 24000-26999,
 # 29000-31999; clear of a suite run by hand (18000-20999), of molecule's 28xxx and of the ephemeral ports.
 PORT_OFFSETS = (3000, 6000, 11000)
 # Minutes of the parts of a run on a 2-core machine with two streams going (measured 2026-11-28 on a fresh clone;
 # a molecule scenario: per scenario), to balance the streams.
-COST = {'full': 28.0, 'once': 9.0, 'roles': 15.5, 'lifecycle': 2.7, 'molecule': 3.0}
+COST = {'full': 23.5, 'once': 9.0, 'spared': 12.0, 'roles': 15.5, 'lifecycle': 2.7, 'molecule': 3.0}
 
 
 def core_version(python):
@@ -51,11 +55,12 @@ def core_version(python):
 
 
 class Run(object):
-    def __init__(self, kind, flink, python, core, once=False, roles=False):
+    def __init__(self, kind, flink, python, core, once=False, roles=False, every_line=False):
         self.kind, self.flink, self.python, self.core = kind, flink, python, core
-        self.once, self.roles = once, roles
+        self.once, self.roles, self.every_line = once, roles, every_line
         self.scenarios = []
-        self.cost = COST[kind] + (COST['once'] if once else 0) + (COST['roles'] if roles else 0)
+        self.cost = (COST[kind] + (COST['once'] if once else 0) + (COST['roles'] if roles else 0)
+                     + (COST['spared'] if kind == 'full' and (once or every_line) else 0))
         self.name = 'flink-%s__core-%s__%s' % (flink, core, kind)
         self.rc = None
         self.seconds = None
@@ -71,11 +76,12 @@ class Run(object):
         argv = [self.python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--durations=15', '--junitxml', junit]
         if self.kind == 'lifecycle':
             return argv + LIFECYCLE
-        ignore = ([] if self.once else ONCE) + ([] if self.roles else ROLE_TESTS)
+        ignore = (([] if self.once else ONCE) + ([] if self.once or self.every_line else SPARED)
+                  + ([] if self.roles else ROLE_TESTS))
         return argv + ['--ignore=%s' % path for path in ignore] + [IT]
 
 
-def plan(full, lifecycle, pythons, jobs, molecule=()):
+def plan(full, lifecycle, pythons, jobs, molecule=(), every_line=False):
     """The runs, spread over ``jobs`` streams (lists of runs), longest first onto the least loaded stream.
 
     The molecule scenarios (``molecule``) follow the role-level tests in their stream: both deploy the roles
@@ -85,7 +91,8 @@ def plan(full, lifecycle, pythons, jobs, molecule=()):
     for python in pythons:
         core = core_version(python)
         for i, version in enumerate(full):
-            runs.append(Run('full', version, python, core, once=(i == 0), roles=(i == len(full) - 1)))
+            runs.append(Run('full', version, python, core, once=(i == 0), roles=(i == len(full) - 1),
+                            every_line=every_line))
         runs.extend(Run('lifecycle', version, python, core) for version in lifecycle)
     after_roles = None
     if molecule:
@@ -153,6 +160,8 @@ def main(argv=None):
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument('--molecule', action='append', default=[],
                         help='a role scenario (extensions/molecule) to run after the role-level tests, in their stream')
+    parser.add_argument('--every-line', action='store_true',
+                        help='run the SPARED tests with every full run, not only with the first (make matrix)')
     parser.add_argument('--stream-output', action='store_true', help='print each log when its run ends')
     args = parser.parse_args(argv)
     log_dir = os.path.join(ROOT, 'build', 'it')
@@ -165,7 +174,8 @@ def main(argv=None):
         with lock:
             print(text, flush=True)
 
-    streams = plan(args.full, args.lifecycle, args.core or [sys.executable], args.jobs, args.molecule)
+    streams = plan(args.full, args.lifecycle, args.core or [sys.executable], args.jobs, args.molecule,
+                   every_line=args.every_line)
     for i, stream in enumerate(streams):
         echo('stream %d (ports +%d): %s' % (i + 1, PORT_OFFSETS[i], ', '.join(r.name for r in stream)))
     signal.signal(signal.SIGTERM, forward_term)

@@ -148,9 +148,20 @@ def test_prune_needs_a_scope_and_names_are_unique(jar):
         s.reconciler(jobs_of(jar, ['a']), prune=True)
     with pytest.raises(model.InputError, match="'a' is declared more than once"):
         s.reconciler(jobs_of(jar, ['a', 'b', 'a']))
+    with pytest.raises(model.InputError, match="an empty jobs list would stop every job of scope 'team'"):
+        s.reconciler([], scope='team', prune=True)
     with pytest.raises(model.InputError, match='max_parallel must be 1 or more'):
         s.reconciler(jobs_of(jar, ['a']), max_parallel=0)
     assert s.flink.requests == []
+
+
+def test_pruning_without_a_savepoint_directory_stops_the_set_before_any_job_is_touched(jar):
+    s = JobSet()
+    s.run(jobs_of(jar, ['a', 'b']), scope='team')
+    s.flink.cluster_config = {}
+    err, requests = s.failed(jobs_of(jar, ['a', 'c']), scope='team', prune=True)
+    assert mutating(requests) == [] and s.live_ids('c') == [] and s.live_ids('b') == [gen_id('b', 0)]
+    assert '[b]' in err.msg and 'prune_savepoint_dir sets the directory' in err.msg
 
 
 def test_a_job_that_cannot_be_planned_stops_the_set_before_any_job_is_touched(jar):
