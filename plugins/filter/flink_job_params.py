@@ -20,6 +20,8 @@ description:
   - A job of C(state=present) or C(state=upgraded) without C(jar) fails here as well, as the module would.
   - Given a list of jobs, it checks every job and that no name is used twice, and returns a list of parameters.
   - The accepted options come from the module's own argument spec, so they cannot drift apart.
+  - Without O(connection) and O(url), the parameters of a list of jobs are the items of
+    P(flinkops.flink.flink_job_set#module)'s C(jobs) option (the flink_jobs role declares its list that way).
 author:
   - flinkops maintainers (@flinkops)
 options:

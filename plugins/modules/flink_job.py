@@ -574,7 +574,7 @@ def main():
             allow_no_rollback=p['allow_no_rollback'], savepoint=p['savepoint'], savepoint_dir=p['savepoint_dir'],
             wait=p['wait'], upgrade_mode=p['upgrade_mode'], healthy_for=p['healthy_for'],
             wait_for_checkpoint=p['wait_for_checkpoint'], rollback_timeout=p['rollback_timeout'],
-            wait_timeout=p['wait_timeout'], scope=p['scope'])
+            wait_timeout=p['wait_timeout'], scope=p['scope'] or None)
         client = client_from_module(module)
         reconciler = JobReconciler(client, desired, check_mode=module.check_mode, diff=module._diff,
                                    warn=module.warn)

@@ -301,6 +301,8 @@ def main():
                            username=p.get('url_username'), password=p.get('url_password'), headers=p.get('headers'),
                            request_timeout=p['request_timeout'])
 
+    scope = p['scope'] or None     # an empty scope (a templated default) is no scope
+
     def work():
         members = []
         for job in p['jobs']:
@@ -316,11 +318,11 @@ def main():
                     allow_no_rollback=job['allow_no_rollback'], savepoint=job['savepoint'],
                     savepoint_dir=job['savepoint_dir'], wait=job['wait'], upgrade_mode=job['upgrade_mode'],
                     healthy_for=job['healthy_for'], wait_for_checkpoint=job['wait_for_checkpoint'],
-                    rollback_timeout=job['rollback_timeout'], wait_timeout=timeout, scope=p['scope'])
+                    rollback_timeout=job['rollback_timeout'], wait_timeout=timeout, scope=scope)
             except InputError as exc:
                 raise InputError('job %r: %s. Nothing was changed.' % (job['name'], exc.msg))
             members.append(Member(desired, timeout))
-        fleet = FleetReconciler(connect, members, scope=p['scope'], prune=p['prune'],
+        fleet = FleetReconciler(connect, members, scope=scope, prune=p['prune'],
                                 prune_savepoint=p['prune_savepoint'], prune_savepoint_dir=p['prune_savepoint_dir'],
                                 prune_timeout=p['wait_timeout'], max_parallel=p['max_parallel'],
                                 check_mode=module.check_mode, diff=module._diff, warn=module.warn)

@@ -1,8 +1,8 @@
 """The flink_jobs role takes flink_job's options from the module's argument spec, never from a hand-kept list.
 
-The last tests run the role through ansible-playbook on two local hosts against a port nobody listens on:
-no Flink is needed to see the up-front check fail before flink_job runs, the jobs declared once, and no
-secret in the output.
+The role declares its whole list with one flink_job_set task. The last tests run the role through
+ansible-playbook on two local hosts against a port nobody listens on: no Flink is needed to see the up-front
+checks fail before flink_job_set runs, the set declared once, and no secret in the output.
 """
 
 import json
@@ -21,6 +21,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import jo
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(ROOT, 'roles', 'flink_jobs')
 FLINK_JOB = 'flinkops.flink.flink_job'
+FLINK_JOB_SET = 'flinkops.flink.flink_job_set'
 # Words of option names that only a hand-kept list of flink_job's job options would contain.
 JOB_ONLY = sorted(set(job_argument_spec()) - {'name', 'state', 'args', 'config', 'wait', 'jar', 'savepoint'})
 
@@ -46,8 +47,9 @@ def tasks():
 
 @pytest.fixture(scope='module')
 def declare(tasks):
-    found = [t for t in tasks if FLINK_JOB in t]
+    found = [t for t in tasks if FLINK_JOB_SET in t]
     assert len(found) == 1
+    assert not [t for t in tasks if FLINK_JOB in t], 'one flink_job_set task, no loop of flink_job'
     return found[0]
 
 
@@ -67,13 +69,28 @@ def test_check_uses_the_filter_over_the_whole_list(tasks):
 def test_declare_task(declare):
     assert declare['run_once'] is True
     assert declare['register'] == 'flink_jobs_results'
-    assert declare['loop_control']['label'] == '{{ item.name }}'
-    assert declare[FLINK_JOB] == {'name': '{{ item.name }}'}
-    params = declare['module_defaults'][FLINK_JOB]
-    assert 'flinkops.flink.flink_job_params(' in params
-    for var in ('flink_jobs_defaults', 'flink_jobs_connection', 'flink_jobs_url'):
-        assert var in params
+    assert 'loop' not in declare and 'loop_control' not in declare
+    args = declare[FLINK_JOB_SET]
+    assert set(args) == {'jobs', 'scope', 'prune', 'prune_savepoint', 'prune_savepoint_dir', 'max_parallel'}
+    # The items, merged with the defaults, go into jobs; the connection and the URL go to the top level.
+    assert 'flink_jobs_list | flinkops.flink.flink_job_params(defaults=flink_jobs_defaults)' in args['jobs']
+    assert 'connection' not in args['jobs'] and 'url' not in args['jobs']
+    for option, var in (('scope', 'flink_jobs_scope'), ('prune', 'flink_jobs_prune'),
+                        ('prune_savepoint', 'flink_jobs_prune_savepoint'),
+                        ('prune_savepoint_dir', 'flink_jobs_prune_savepoint_dir'),
+                        ('max_parallel', 'flink_jobs_max_parallel')):
+        assert var in args[option], option
+    top = declare['module_defaults'][FLINK_JOB_SET]
+    assert 'flink_jobs_connection' in top and 'flink_jobs_url' in top
     assert 'no_log' not in declare, 'the module hides its own secrets; the role must not hide the results'
+
+
+def test_prune_is_checked_on_every_host_before_the_set(tasks):
+    names = [t['name'] for t in tasks]
+    check = next(t for t in tasks if 'flink_jobs_prune' in ' '.join(t.get('ansible.builtin.assert', {}).get('that', [])))
+    assert names.index(check['name']) < names.index('Declare the jobs')
+    assert not check.get('run_once')
+    assert 'set flink_jobs_scope' in check['ansible.builtin.assert']['fail_msg']
 
 
 def test_argument_specs_point_to_flink_job_and_mention_merge_and_run_once():
@@ -93,7 +110,7 @@ def test_argument_specs_point_to_flink_job_and_mention_merge_and_run_once():
 def test_defaults_comments_point_to_flink_job_and_name_the_connection_options():
     text = read('defaults', 'main.yml')
     for option in JOB_ONLY:
-        assert option not in text, option
+        assert not re.search(r'\b%s\b' % re.escape(option), text), option
     assert 'ansible-doc flinkops.flink.flink_job' in text
     assert 'recursively' in text and 'run_once' in text
     block = text.split('flink_jobs_defaults: {}')[1]
@@ -151,7 +168,39 @@ def test_declared_once_and_secrets_never_shown(tmp_path):
     }, verbosity=3)
     assert rc != 0, out  # no cluster and no jar
     assert 'TASK [flinkops.flink.flink_jobs : Declare the jobs]' in out, out
-    assert len(re.findall(r'^(?:failed|ok|changed): \[h\d\](?: =>)? \(item=j1\)', out, re.M)) == 1, out
+    declare = out.split('TASK [flinkops.flink.flink_jobs : Declare the jobs]')[1]
+    assert len(re.findall(r'^(?:fatal|failed|ok|changed): \[h\d\]', declare, re.M)) == 1, out
+    # The connection options reached the module's top level (it accepted them and tried to connect).
+    assert 'Unsupported parameters' not in out, out
     assert 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' in out, out  # the invocation is shown, censored
     assert 'TOPSECRET' not in out, out
     assert '[WARNING]' not in out, out
+
+
+def test_prune_without_scope_fails_on_every_host_naming_the_variable(tmp_path):
+    rc, out = run_role(tmp_path, {
+        'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port(),
+        'flink_jobs_prune': True,
+        'flink_jobs_list': [{'name': 'j1', 'jar': '/x.jar'}],
+    })
+    assert rc != 0, out
+    assert 'flink_jobs_prune=true needs flink_jobs_scope' in out, out
+    assert 'Declare the jobs' not in out, out
+    assert re.search(r'h1\s+: ok=2 .*failed=1', out) and re.search(r'h2\s+: ok=2 .*failed=1', out), out
+
+
+def test_empty_list_without_prune_contacts_no_cluster(tmp_path):
+    rc, out = run_role(tmp_path, {'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port()})
+    assert rc == 0, out
+    assert re.search(r'^skipping: \[h1\]', out.split('Declare the jobs]')[1], re.M), out
+
+
+def test_empty_list_with_prune_runs_the_set(tmp_path):
+    # Pruning an empty list stops every job of the scope, so the set runs (and here finds no cluster).
+    rc, out = run_role(tmp_path, {'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port(),
+                                  'flink_jobs_connection': {'request_timeout': 0.5, 'wait_timeout': 1},
+                                  'flink_jobs_scope': 'team', 'flink_jobs_prune': True})
+    assert rc != 0, out
+    declare = out.split('Declare the jobs]')[1]
+    assert re.search(r'^fatal: \[h1\]', declare, re.M), out
+    assert 'Unsupported parameters' not in out, out
