@@ -117,6 +117,13 @@ RUNNING = []      # the pytest processes of the streams, for a SIGTERM to reach
 STOPPING = threading.Event()
 
 
+def default_sigint():
+    """In a run's process: SIGINT as Ctrl-C. A shell without job control starts background commands (make test &,
+    nohup) with SIGINT ignored, and Python then never turns it into KeyboardInterrupt: forward_term could not stop
+    the run, and its clusters would outlive it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def forward_term(_signum, _frame):
     """SIGTERM (a CI timeout): interrupt every pytest as Ctrl-C would, so each stops the clusters it started."""
     STOPPING.set()
@@ -142,7 +149,7 @@ def run_stream(runs, offset, log_dir, junit_dir, echo):
                 out.write(('=== %s\n' % ' '.join(argv)).encode())
                 out.flush()
                 proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, preexec_fn=default_sigint)
                 RUNNING.append(proc)
                 run.rc = proc.wait()
                 RUNNING.remove(proc)
