@@ -20,6 +20,8 @@ Prints a table; nothing is asserted.
 """
 
 import argparse
+import shutil
+import sys
 import time
 
 import requests
@@ -40,7 +42,8 @@ def main(argv=None):
     from ansible_collections.flinkops.flink.plugins.module_utils import _model as model
 
     jar = build_jar(args.version, 'v1')
-    cluster, unused_work = start_cluster(args.version, slots=4, extra_config={'jobstore.expiration-time': 1})
+    cluster, work = start_cluster(args.version, slots=4, extra_config={'jobstore.expiration-time': 1})
+    done = False
     try:
         name = 'bench-forgotten'
         url = cluster.url
@@ -77,8 +80,13 @@ def main(argv=None):
         print('| --- | --- | --- | --- | --- |')
         row = (args.history, result.get('refused_submissions', 0), len(runs), result['generation'], took)
         print('| %d | %d | %d | %d | %.1f s |' % row)
+        done = True
     finally:
         cluster.stop()
+        if done:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print('cluster work directory (logs) kept: %s' % work, file=sys.stderr)
 
 
 if __name__ == '__main__':

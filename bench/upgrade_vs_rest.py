@@ -62,16 +62,17 @@ def stats(samples):
 
 class Bench(object):
 
-    def __init__(self, version, cluster, work):
+    def __init__(self, version, cluster, work, name='bench-upgrade', extra_args=()):
         from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
         from ansible_collections.flinkops.flink.plugins.module_utils import _model as model
         from ansible_collections.flinkops.flink.plugins.module_utils._service import FlinkJobs
 
         self.url = cluster.url
-        self.name = 'bench-upgrade'
+        self.name = name
+        self.args = ['--job-name', self.name] + list(extra_args)
         self.jars = {'v1': build_jar(version, 'v1'), 'v2': build_jar(version, 'v2')}
         self.desired = dict((v, model.Desired(name=self.name, state='upgraded', jar=jar, entry_class=EXAMPLE_CLASS,
-                                              args=['--job-name', self.name]))
+                                              args=list(self.args)))
                             for v, jar in self.jars.items())
         self.jobs = FlinkJobs(api.FlinkClient([self.url], api.Deadline(24 * 3600)))
         self.http = requests.Session()
@@ -94,7 +95,7 @@ class Bench(object):
 
     def play(self, variant, state, healthy_for=None):
         args = {'name': self.name, 'state': state, 'jar': self.jars[variant], 'entry_class': EXAMPLE_CLASS,
-                'args': ['--job-name', self.name], 'url': self.url}
+                'args': list(self.args), 'url': self.url}
         if healthy_for is not None:
             args['healthy_for'] = healthy_for
         # Clear the test suite's healthy_for default, so the module's own default (10) applies.

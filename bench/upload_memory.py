@@ -77,6 +77,7 @@ def child(way, url, jar, upload_name):
     after = _status_mib()
     # Without the reset, VmHWM may be an earlier peak: the delta is then an upper bound.
     print(json.dumps({'way': way, 'seconds': seconds, 'peak_delta_mib': after['VmHWM'] - before['VmRSS'],
+                      'peak_mib': after['VmHWM'],
                       'rss_before_mib': before['VmRSS'], 'peak_reset': reset,
                       'jar_id': answer['filename'].replace('\\', '/').rsplit('/', 1)[-1],
                       'requests': client.requests_made}))
@@ -112,6 +113,41 @@ def stored_size(workdir, jar_id):
     return os.path.getsize(hits[0]) if hits else None
 
 
+def cache_dir():
+    cache = os.path.join(os.environ.get('FLINKOPS_CACHE') or os.path.expanduser('~/.cache/flinkops'), 'bench')
+    os.makedirs(cache, exist_ok=True)
+    return cache
+
+
+def uploads_against(url, cluster_workdir, size_mib, runs, ways=WAYS):
+    """Upload a jar of ``size_mib`` MiB to a running cluster ``runs`` times per way (the ways alternate).
+
+    The cluster must accept bodies of that size (``rest.server.max-content-length``); ``cluster_workdir`` is
+    the harness cluster's work directory (where Flink stores uploads, to check each one arrived whole). Returns
+    {way: [measurement, ...]} and the jar's size in bytes; every uploaded copy is deleted again.
+    """
+    import requests
+
+    jar_dir = tempfile.mkdtemp(prefix='upload-memory-', dir=cache_dir())
+    try:
+        jar = os.path.join(jar_dir, 'bench-%d.jar' % size_mib)
+        make_jar(jar, size_mib * MIB)
+        jar_size = os.path.getsize(jar)
+        results = dict((w, []) for w in ways)
+        for run in range(runs):
+            for way in (ways if run % 2 == 0 else tuple(reversed(ways))):
+                upload_name = 'bench-%s-%d.jar' % (way, size_mib)
+                m = measure(way, url, jar, upload_name)
+                got = stored_size(cluster_workdir, m['jar_id'])
+                if got != jar_size:
+                    raise RuntimeError('%s upload of %d bytes stored %r bytes' % (way, jar_size, got))
+                requests.delete('%s/jars/%s' % (url, m['jar_id']), timeout=30).raise_for_status()
+                results[way].append(m)
+        return results, jar_size
+    finally:
+        shutil.rmtree(jar_dir, ignore_errors=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--version', default='2.3.0')
@@ -125,43 +161,25 @@ def main(argv=None):
     if args.child:
         return child(args.child, args.url, args.jar, args.upload_name)
 
-    import requests
-
     from tests.harness.cluster import FlinkCluster
     from tests.integration.ansible_play import ensure_collection_link
-    from tests.integration.conftest import free_port_block
+    from bench._ports import free_port_block
 
     ensure_collection_link()
     biggest = max(args.size_mib)
-    cache = os.path.join(os.environ.get('FLINKOPS_CACHE') or os.path.expanduser('~/.cache/flinkops'), 'bench')
-    os.makedirs(cache, exist_ok=True)
-    jar_dir = tempfile.mkdtemp(prefix='upload-memory-', dir=cache)
     work = tempfile.mkdtemp(prefix='bench-upload-', dir=os.path.join(ROOT, 'build'))
     cluster = None
     rows = []
     done = False
     try:
-        port = free_port_block(18960, 18990, 10)
+        port = free_port_block(10)
         # Flink refuses bodies above rest.server.max-content-length (100 MiB by default).
         limit = max(314572800, (biggest + 16) * MIB)
         cluster = FlinkCluster(args.version, os.path.join(work, 'cluster'), rest_port=port,
                                extra_config={'rest.server.max-content-length': limit})
         cluster.start()
         for size_mib in args.size_mib:
-            jar = os.path.join(jar_dir, 'bench-%d.jar' % size_mib)
-            make_jar(jar, size_mib * MIB)
-            jar_size = os.path.getsize(jar)
-            results = dict((w, []) for w in WAYS)
-            for run in range(args.runs):
-                for way in WAYS:
-                    upload_name = 'bench-%s-%d.jar' % (way, size_mib)
-                    m = measure(way, cluster.url, jar, upload_name)
-                    got = stored_size(os.path.join(work, 'cluster'), m['jar_id'])
-                    if got != jar_size:
-                        raise RuntimeError('%s upload of %d bytes stored %r bytes' % (way, jar_size, got))
-                    requests.delete('%s/jars/%s' % (cluster.url, m['jar_id']), timeout=30).raise_for_status()
-                    results[way].append(m)
-            os.remove(jar)
+            results, jar_size = uploads_against(cluster.url, os.path.join(work, 'cluster'), size_mib, args.runs)
             rows.append((jar_size, results))
 
         print('Flink %s, upload to 127.0.0.1, %d run(s) per way, fresh process per run' % (args.version, args.runs))
@@ -180,7 +198,6 @@ def main(argv=None):
     finally:
         if cluster is not None:
             cluster.stop()
-        shutil.rmtree(jar_dir, ignore_errors=True)
         if done:
             shutil.rmtree(work, ignore_errors=True)
         else:
