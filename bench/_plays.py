@@ -67,8 +67,8 @@ class PlayRun(object):
             raise RuntimeError('%s failed (rc=%s): %s\n%s' % (what, self.rc, json.dumps(self.results())[:3000],
                                                               self.output[-3000:]))
         if changed is not None and self.changed != changed:
-            raise RuntimeError('%s: expected changed=%s, got %s: %s' % (what, changed, self.changed,
-                                                                       json.dumps(self.results())[:3000]))
+            raise RuntimeError('%s: expected changed=%s, got %s: %s'
+                               % (what, changed, self.changed, json.dumps(self.results())[:3000]))
         return self
 
     def split(self):
@@ -136,8 +136,8 @@ def module_direct(module, args, env=None, reps=3, timeout=600):
             try:
                 result = json.loads(text[text.index('{'):])
             except ValueError:
-                raise RuntimeError('%s printed no result (rc=%d): %s %s' % (module, out.returncode, text[-2000:],
-                                                                           out.stderr.decode()[-2000:]))
+                raise RuntimeError('%s printed no result (rc=%d): %s %s'
+                                   % (module, out.returncode, text[-2000:], out.stderr.decode()[-2000:]))
             if result.get('failed'):
                 raise RuntimeError('%s failed: %s' % (module, result.get('msg')))
     finally:

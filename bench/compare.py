@@ -254,10 +254,10 @@ class Session(object):
                     split = None
                 if after is not None:
                     info = dict(info or {}, **(after(n, rnd, out) or {}))
-                log('%s round %d%s: %-44s %.2f s%s' % (key, rnd + 1 if rnd >= 0 else 0, ' (warm-up)' if rnd < 0 else '',
-                                                         n, took, '' if split is None else
-                                                         ' (start-up %.2f, tasks %.2f)' % (split['startup_s'] or 0,
-                                                                                          split['tasks_s'])))
+                detail = '' if split is None else ' (start-up %.2f, tasks %.2f)' % (split['startup_s'] or 0,
+                                                                                    split['tasks_s'])
+                log('%s round %d%s: %-44s %.2f s%s'
+                    % (key, rnd + 1 if rnd >= 0 else 0, ' (warm-up)' if rnd < 0 else '', n, took, detail))
                 if rnd >= 0:
                     seconds[n].append(took)
                     if split is not None:
@@ -357,11 +357,11 @@ class Session(object):
 
         def cli(rnd):
             n = names['cli'] = 'bench-first-cli-%d' % (rnd + 10)
-            task = {'name': 'flink run -d', 'ansible.builtin.command': {
-                'argv': [flink, 'run', '-d', '-m', '127.0.0.1:%s' % port, '-c', EXAMPLE_CLASS, self.jars['v1'],
-                         '--job-name', n] + SLEEP_ARGS},
-                # Logs, and the JAAS file the CLI writes on every run, go to the benchmark's own directory.
-                'environment': {'FLINK_LOG_DIR': cli_log, 'JVM_ARGS': '-Djava.io.tmpdir=%s' % cli_log}}
+            argv = [flink, 'run', '-d', '-m', '127.0.0.1:%s' % port, '-c', EXAMPLE_CLASS, self.jars['v1'],
+                    '--job-name', n] + SLEEP_ARGS
+            task = {'name': 'flink run -d', 'ansible.builtin.command': {'argv': argv},
+                    # Logs, and the JAAS file the CLI writes on every run, go to the benchmark's own directory.
+                    'environment': {'FLINK_LOG_DIR': cli_log, 'JVM_ARGS': '-Djava.io.tmpdir=%s' % cli_log}}
             return self.run(play([task]), 'first-cli', changed=True)
 
         variants = {'flink_job, first submission (healthy_for 0)': fj, 'flink run -d (Flink CLI)': cli}
@@ -591,9 +591,9 @@ class Session(object):
                                   {'url': self.url, 'jobs': jobs}, reps=3)
         if r.get('changed'):
             raise RuntimeError('flink_job_set run directly changed something')
+        trace = self.traced(role_play, 'fleet-role', changed=False)
         return {'flink_job_set_reconciler_s': stats(times), 'requests': sorted(set(counts)), 'max_parallel': 5,
-                'flink_job_set_process_s': stats(direct), 'trace_role': self.traced(role_play, 'fleet-role',
-                                                                                     changed=False)}
+                'flink_job_set_process_s': stats(direct), 'trace_role': trace}
 
     # -- 6. upload memory -----------------------------------------------------------------------------------------
     def item_upload(self):
