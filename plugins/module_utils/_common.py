@@ -65,8 +65,9 @@ def check_requirements(module):
         module.fail_json(msg=missing_required_lib('requests'), exception=str(REQUESTS_IMPORT_ERROR))
 
 
-def client_from_module(module):
-    """A FlinkClient configured from the module's connection options."""
+def client_from_module(module, timeout=None):
+    """A FlinkClient configured from the module's connection options, with a budget of ``timeout`` seconds
+    (default: wait_timeout). flink_job_set calls it once per job, so every job gets its own session and budget."""
     p = module.params
     if not p.get('url'):
         module.fail_json(msg='No Flink URL given: set the url option or the FLINK_URL environment variable.')
@@ -77,7 +78,7 @@ def client_from_module(module):
     try:
         return FlinkClient(
             urls=p['url'],
-            deadline=Deadline(p['wait_timeout']),
+            deadline=Deadline(p['wait_timeout'] if timeout is None else timeout),
             validate_certs=p['validate_certs'],
             ca_path=p.get('ca_path'),
             client_cert=p.get('client_cert'),

@@ -262,7 +262,6 @@ scope:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flinkops.flink.plugins.module_utils._api import Deadline, FlinkClient
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     check_requirements,
     client_from_module,
@@ -293,13 +292,10 @@ def main():
     p = module.params
     for job in p['jobs']:
         hide_sensitive_values(module, job['config'])
-    template = client_from_module(module)   # checks the connection options once
+    client_from_module(module)   # checks the connection options once, before anything is sent
 
     def connect(timeout):
-        return FlinkClient(urls=template.urls, deadline=Deadline(timeout), validate_certs=p['validate_certs'],
-                           ca_path=p.get('ca_path'), client_cert=p.get('client_cert'), client_key=p.get('client_key'),
-                           username=p.get('url_username'), password=p.get('url_password'), headers=p.get('headers'),
-                           request_timeout=p['request_timeout'])
+        return client_from_module(module, timeout)
 
     scope = p['scope'] or None     # an empty scope (a templated default) is no scope
 
