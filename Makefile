@@ -25,7 +25,7 @@ help:
 	@echo "make stop   - stop the demo cluster"
 	@echo "make test   - the whole suite: sanity, unit, integration on real Flink, roles"
 
-# make demo installs only what the quickstart needs (ansible-core, requests); the test toolchain (molecule,
+# make demo installs only what the quickstart needs (ansible-core); the test toolchain (molecule,
 # ansible-lint, ansible-builder, ...) joins the same environment with the first target that needs it.
 $(VENV)/.stamp-demo: playbooks/requirements.txt
 	$(PYTHON) -m venv $(VENV)

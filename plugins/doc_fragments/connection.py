@@ -81,9 +81,13 @@ notes:
     unreachable or changing leader mean "not ready yet". The module waits with backoff and asks again until
     O(wait_timeout) runs out. It never takes such an answer for "no jobs". Any other error fails at once with Flink's
     root cause.
+  - C(HTTP_PROXY), C(HTTPS_PROXY), C(ALL_PROXY) and C(NO_PROXY) in the environment of the module are honoured
+    (C(http://) proxies; HTTPS goes through C(CONNECT)). Without O(ca_path), certificates are checked against the
+    system's CA certificates (or E(SSL_CERT_FILE)).
   - Supports Flink 1.18 to 2.3 (session clusters; the README's support table says what was run on each line). The
     module reads the Flink version (C(GET /config)) before anything else and fails on an older cluster with a
     message naming the supported versions, having changed nothing.
 requirements:
-  - requests
+  - Python 3.8 or newer on the host that runs the module. Only Python's standard library is used (the
+    C(requests) library is no longer needed).
 '''

@@ -26,21 +26,11 @@ import re
 import time
 
 try:
-    import requests
-    from requests import exceptions as rex
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - exercised through missing_required_lib
-    requests = None
-    rex = None
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = exc
-
-try:
     from urllib.parse import urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity quiet
     from urlparse import urlsplit
 
+from ansible_collections.flinkops.flink.plugins.module_utils import _http
 from ansible_collections.flinkops.flink.plugins.module_utils._multipart import MultipartFileBody, SourceChanged
 
 
@@ -259,7 +249,7 @@ class FlinkClient(object):
         self._unresolved = {}
         self.requests_made = 0
         self.log = []  # (method, path, status or error) for debugging and tests
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else _http.Session()
         if ca_path:
             self.session.verify = ca_path
         else:
@@ -292,7 +282,7 @@ class FlinkClient(object):
     def _rotate(self):
         self._current = (self._current + 1) % len(self.urls)
 
-    def request(self, method, path, what, json_body=None, files=None, params=None,
+    def request(self, method, path, what, json_body=None, params=None,
                 allow_404=False, retry_lost=True, ok_statuses=(200, 201, 202),
                 body_factory=None, timeout=None):
         """Send one logical request; return parsed JSON (``{}`` when empty).
@@ -310,21 +300,17 @@ class FlinkClient(object):
         whichever comes first) while the other URLs are still tried in turn;
         once every URL is past that grace, FlinkConfigError names the hosts.
 
-        Request body, at most one of:
+        Request body, one of:
 
         ``json_body``
             sent as JSON.
         ``body_factory``
             a callable returning ``(stream, content_type)``, called once per
             attempt, so a retry sends the body again from its start without the
-            client holding its bytes. ``stream`` is anything ``requests`` sends
-            as a streamed body with a Content-Length (``read(n)`` and
-            ``__len__``, like ``_multipart.MultipartFileBody``); it is closed
-            after the attempt. Memory use does not grow with the body's size.
-        ``files``
-            the ``requests`` ``files=`` mapping, kept for compatibility:
-            ``requests`` builds that whole body in memory on every attempt, so
-            do not use it for jars (use ``upload()``).
+            client holding its bytes. ``stream`` has ``read(n)`` and ``__len__``
+            (like ``_multipart.MultipartFileBody``) and is sent in blocks with a
+            Content-Length (``_http``); it is closed after the attempt. Memory
+            use does not grow with the body's size.
 
         ``timeout`` (seconds) is this call's read timeout, in place of
         ``request_timeout``, for calls Flink answers only after real work
@@ -339,8 +325,8 @@ class FlinkClient(object):
         call. Without ``timeout`` nothing changes: connect and read timeouts are
         both ``min(request_timeout, remaining)`` (at least 0.5 s).
         """
-        if files is not None and body_factory is not None:
-            raise ValueError('request() takes files or body_factory, not both')
+        if json_body is not None and body_factory is not None:
+            raise ValueError('request() takes json_body or body_factory, not both')
         if timeout is not None and float(timeout) <= 0:
             raise ValueError('timeout must be more than 0, got %r' % (timeout,))
         backoff = self.MIN_BACKOFF
@@ -355,10 +341,6 @@ class FlinkClient(object):
             else:
                 read_timeout = float(timeout)
                 req_timeout = (connect_timeout, read_timeout)
-            if files is not None:
-                for f in files.values():
-                    if hasattr(f[1], 'seek'):
-                        f[1].seek(0)
             data = None
             req_headers = None
             if body_factory is not None:
@@ -370,26 +352,24 @@ class FlinkClient(object):
             self.requests_made += 1
             started = self.deadline.now()
             try:
-                # verify and cert go with every request: a Session's own settings lose against
-                # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment, a request's do not.
-                resp = self.session.request(method, base + path, json=json_body, files=files, data=data,
+                resp = self.session.request(method, base + path, json=json_body, data=data,
                                             headers=req_headers, params=params, timeout=req_timeout,
                                             allow_redirects=False, verify=self.session.verify,
                                             cert=self.session.cert)
             except SourceChanged as exc:
                 raise FlinkError('Could not %s: %s' % (what, exc), url=base)
-            except rex.SSLError as exc:
+            except _http.SSLError as exc:
                 raise FlinkConfigError(
                     'TLS handshake with %s failed while trying to %s: %s. Check ca_path, client_cert/client_key '
                     'and validate_certs, and that the endpoint really speaks https.' % (base, what, _short(exc)),
                     url=base)
-            except (rex.ConnectTimeout, rex.InvalidURL, rex.InvalidSchema, rex.MissingSchema) as exc:
-                if isinstance(exc, (rex.InvalidURL, rex.InvalidSchema, rex.MissingSchema)):
+            except (_http.ConnectTimeout, _http.InvalidURL) as exc:
+                if isinstance(exc, _http.InvalidURL):
                     raise FlinkConfigError('Malformed Flink URL %s: %s' % (base, _short(exc)), url=base)
                 self._unresolved.pop(base, None)
                 last_problem = 'connection to %s timed out' % base
                 self.log.append((method, path, 'connect-timeout'))
-            except rex.ConnectionError as exc:
+            except _http.ConnectionError as exc:
                 dns_reason = _name_resolution_failure(exc)
                 if dns_reason is not None:
                     # Nothing was sent: as safe to repeat as a refused connection.
@@ -407,13 +387,13 @@ class FlinkClient(object):
                     self.log.append((method, path, 'broken'))
                     if not retry_lost:
                         raise FlinkLostAnswer('the answer to %s was lost (%s)' % (what, last_problem), url=base)
-            except rex.Timeout as exc:
+            except _http.Timeout:
                 self._unresolved.pop(base, None)
                 last_problem = 'no answer from %s within %.0f s' % (base, read_timeout)
                 self.log.append((method, path, 'read-timeout'))
                 if not retry_lost:
                     raise FlinkLostAnswer('the answer to %s was lost (%s)' % (what, last_problem), url=base)
-            except rex.RequestException as exc:
+            except _http.RequestException as exc:
                 raise FlinkApiError('Could not %s at %s: %s' % (what, base, _short(exc)), url=base)
             else:
                 self._unresolved.pop(base, None)
@@ -537,7 +517,7 @@ def _parse_json(resp, what, base):
 
 
 def _short(exc):
-    """A one-line reason from a requests/urllib3 exception chain."""
+    """A one-line reason from a transport exception (``_http``)."""
     text = str(exc)
     for pattern in (r"\[Errno -?\d+\] [^'\")]*", r"\[SSL: [^\]]*\] [^'\"(]*", r"[A-Za-z]*Error\([^()]*\)"):
         m = re.search(pattern, text)

@@ -13,11 +13,9 @@ __metaclass__ = type
 
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
     Deadline,
     FlinkClient,
     FlinkError,
@@ -60,14 +58,10 @@ def hide_sensitive_values(module, config):
                 module.no_log_values.add(render_value(key, value))
 
 
-def check_requirements(module):
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib('requests'), exception=str(REQUESTS_IMPORT_ERROR))
-
-
-def client_from_module(module, timeout=None):
+def client_from_module(module, timeout=None, session=None):
     """A FlinkClient configured from the module's connection options, with a budget of ``timeout`` seconds
-    (default: wait_timeout). flink_job_set calls it once per job, so every job gets its own session and budget."""
+    (default: wait_timeout). flink_job_set calls it once per job, so every job gets its own budget; they share
+    one ``session`` (``_http.Session``, safe for threads), whose kept-alive connections serve them all."""
     p = module.params
     if not p.get('url'):
         module.fail_json(msg='No Flink URL given: set the url option or the FLINK_URL environment variable.')
@@ -87,6 +81,7 @@ def client_from_module(module, timeout=None):
             password=p.get('url_password'),
             headers=p.get('headers'),
             request_timeout=p['request_timeout'],
+            session=session,
         )
     except FlinkError as exc:
         module.fail_json(msg=exc.msg)

@@ -106,9 +106,10 @@ def check_names(desireds):
 class FleetReconciler(object):
     """Brings a set of jobs to their declared states in one module run. ``run()`` returns the module result.
 
-    ``connect(timeout)`` returns a new FlinkClient (its own session) with a budget
-    of ``timeout`` seconds; every job gets its own, so jobs never share a budget
-    or a connection.
+    ``connect(timeout)`` returns a new FlinkClient with a budget of ``timeout``
+    seconds; every job gets its own, so jobs never share a budget. (The module's
+    clients share one ``_http.Session``, whose kept-alive connections are taken by
+    one request at a time.)
     """
 
     def __init__(self, connect, members, scope=None, prune=False, prune_savepoint=True, prune_savepoint_dir=None,

@@ -115,7 +115,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkNotReadyTimeout
 from ansible_collections.flinkops.flink.plugins.module_utils._service import FlinkJobs
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
-    check_requirements,
     client_from_module,
     connection_argument_spec,
     run_module,
@@ -142,7 +141,6 @@ def summarize(overview, url):
 
 def main():
     module = AnsibleModule(argument_spec=connection_argument_spec(), supports_check_mode=True)
-    check_requirements(module)
 
     def work():
         client = client_from_module(module)

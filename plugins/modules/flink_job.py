@@ -546,7 +546,6 @@ savepoints:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
-    check_requirements,
     client_from_module,
     connection_argument_spec,
     hide_sensitive_values,
@@ -562,7 +561,6 @@ def main():
     argument_spec.update(job_argument_spec())
     argument_spec['scope'] = dict(type='str')
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=job_required_if())
-    check_requirements(module)
     p = module.params
     hide_sensitive_values(module, p['config'])
 

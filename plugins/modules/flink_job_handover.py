@@ -176,7 +176,6 @@ slots_total:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
-    check_requirements,
     client_from_module,
     connection_argument_spec,
     run_module,
@@ -200,7 +199,6 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'suspended', ['handover_file']),
                                         ('state', 'resumed', ['handover_file'])])
-    check_requirements(module)
     p = module.params
     if p['healthy_for'] < 0:
         module.fail_json(msg='healthy_for must be 0 or more seconds, got %d' % p['healthy_for'])

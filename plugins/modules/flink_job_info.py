@@ -130,7 +130,6 @@ jobs:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
-    check_requirements,
     client_from_module,
     connection_argument_spec,
     run_module,
@@ -170,7 +169,6 @@ def main():
         live=dict(type='bool'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    check_requirements(module)
     p = module.params
 
     def work():

@@ -96,7 +96,6 @@ job:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.flinkops.flink.plugins.module_utils._common import (
-    check_requirements,
     client_from_module,
     connection_argument_spec,
     run_module,
@@ -116,7 +115,6 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'absent', ['path'])],
                            mutually_exclusive=[('name', 'job_id')])
-    check_requirements(module)
     p = module.params
     if p['state'] == 'present' and not (p['name'] or p['job_id']):
         module.fail_json(msg='state=present needs name or job_id: the job to take a savepoint of')

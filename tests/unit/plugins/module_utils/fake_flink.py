@@ -169,7 +169,7 @@ class FakeFlink(object):
         if method == 'GET' and path == '/jobmanager/config':
             return FakeResponse(200, [{'key': k, 'value': v} for k, v in self.cluster_config.items()])
         if method == 'POST' and path == '/jars/upload':
-            name = kwargs['data'].filename if kwargs.get('data') is not None else kwargs['files']['jarfile'][0]
+            name = kwargs['data'].filename
             jar_id = '%s_%s' % (uuid.uuid4(), name)
             self.jars[jar_id] = name
             return FakeResponse(200, {'filename': '/tmp/flink-web/upload/' + jar_id, 'status': 'success'})

@@ -1,4 +1,4 @@
-"""Test doubles for the HTTP layer: a scripted requests.Session and a fake clock."""
+"""Test doubles for the HTTP layer: a scripted ``_http.Session`` and a fake clock."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import json as jsonlib
 
-import requests
+from ansible_collections.flinkops.flink.plugins.module_utils import _http
 
 
 class FakeClock(object):
@@ -63,17 +63,16 @@ class FakeSession(object):
 
 
 def refused():
-    return requests.exceptions.ConnectionError('HTTPConnectionPool: Max retries exceeded (Caused by NewConnectionError('
-                                               '"Failed to establish a new connection: [Errno 111] Connection refused"))')
+    return _http.ConnectionError('Failed to establish a new connection to jm: [Errno 111] Connection refused')
 
 
 def reset():
-    return requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed "
-                                               "connection without response'))")
+    return _http.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed connection without "
+                                 "response'))")
 
 
 def read_timeout():
-    return requests.exceptions.ReadTimeout('Read timed out. (read timeout=10)')
+    return _http.ReadTimeout('Read timed out. (read timeout=10)')
 
 
 def flink_error(status, *errors):
