@@ -59,11 +59,8 @@ def test_no_task_lists_flink_job_options_by_hand():
         assert not re.search(r'\b%s\b' % re.escape(option), text), option
 
 
-def test_check_uses_the_filter_over_the_whole_list(tasks):
-    check = tasks[0]
-    assert 'ansible.builtin.assert' in check
-    assert 'flink_jobs_list | flinkops.flink.flink_job_params(' in ' '.join(check['vars'].values())
-    assert not check.get('run_once'), 'every host checks the list it sees'
+def test_the_role_is_one_task(tasks):
+    assert [t['name'] for t in tasks] == ['Declare the jobs']
 
 
 def test_declare_task(declare):
@@ -85,12 +82,11 @@ def test_declare_task(declare):
     assert 'no_log' not in declare, 'the module hides its own secrets; the role must not hide the results'
 
 
-def test_prune_is_checked_on_every_host_before_the_set(tasks):
-    names = [t['name'] for t in tasks]
-    check = next(t for t in tasks if 'flink_jobs_prune' in ' '.join(t.get('ansible.builtin.assert', {}).get('that', [])))
-    assert names.index(check['name']) < names.index('Declare the jobs')
-    assert not check.get('run_once')
-    assert 'set flink_jobs_scope' in check['ansible.builtin.assert']['fail_msg']
+def test_list_and_prune_checks_are_part_of_the_arguments(declare):
+    # Templating the arguments fails the task before the module runs: prune without a scope fails with a
+    # message naming the role's variable (the role's argument spec checks that the list is a list).
+    args = declare[FLINK_JOB_SET]
+    assert 'flink_jobs_prune' in args['scope'] and 'set flink_jobs_scope' in args['scope']
 
 
 def test_argument_specs_point_to_flink_job_and_mention_merge_and_run_once():
@@ -132,7 +128,8 @@ def run_role(tmp_path, role_vars, verbosity=0):
     host = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
     inventory = {'all': {'hosts': {'h1': host, 'h2': host}}}
     play = [{'hosts': 'all', 'gather_facts': False,
-             'roles': [{'role': 'flinkops.flink.flink_jobs', 'vars': role_vars}]}]
+             'roles': [{'role': 'flinkops.flink.flink_jobs', 'vars': role_vars}],
+             'post_tasks': [{'ansible.builtin.debug': {'msg': 'AFTER-THE-ROLE'}}]}]
     for name, data in (('inventory.json', inventory), ('play.json', play)):
         (tmp_path / name).write_text(json.dumps(data))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR='1',
@@ -146,15 +143,23 @@ def run_role(tmp_path, role_vars, verbosity=0):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_unknown_option_fails_on_every_host_before_flink_job_runs(tmp_path):
+def assert_failed_before_the_module_ran(out):
+    # Templating the task's arguments failed, so the module never ran (it would have said that it cannot reach
+    # the closed port); as for every failure of a run_once task, the play goes on with no host of the batch.
+    declare = out.split('Declare the jobs]')[1]
+    assert re.search(r'^fatal: \[h1\]', declare, re.M), out
+    assert 'refused' not in declare and 'Unsupported parameters' not in declare, out
+    assert 'AFTER-THE-ROLE' not in out, out
+
+
+def test_unknown_option_fails_before_flink_job_set_runs(tmp_path):
     rc, out = run_role(tmp_path, {
         'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port(),
         'flink_jobs_list': [{'name': 'good', 'jar': '/x.jar'}, {'name': 'bad', 'jar': '/x.jar', 'jarfile': '/y'}],
     })
     assert rc != 0, out
     assert "job 'bad' (list item 1) has unknown option(s) jarfile" in out, out
-    assert 'Declare the jobs' not in out, out
-    assert re.search(r'h1\s+: ok=1 .*failed=1', out) and re.search(r'h2\s+: ok=1 .*failed=1', out), out
+    assert_failed_before_the_module_ran(out)
 
 
 def test_declared_once_and_secrets_never_shown(tmp_path):
@@ -177,7 +182,7 @@ def test_declared_once_and_secrets_never_shown(tmp_path):
     assert '[WARNING]' not in out, out
 
 
-def test_prune_without_scope_fails_on_every_host_naming_the_variable(tmp_path):
+def test_prune_without_scope_fails_naming_the_variable(tmp_path):
     rc, out = run_role(tmp_path, {
         'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port(),
         'flink_jobs_prune': True,
@@ -185,8 +190,26 @@ def test_prune_without_scope_fails_on_every_host_naming_the_variable(tmp_path):
     })
     assert rc != 0, out
     assert 'flink_jobs_prune=true needs flink_jobs_scope' in out, out
-    assert 'Declare the jobs' not in out, out
-    assert re.search(r'h1\s+: ok=2 .*failed=1', out) and re.search(r'h2\s+: ok=2 .*failed=1', out), out
+    assert_failed_before_the_module_ran(out)
+
+
+def test_a_list_that_is_not_a_list_fails_naming_the_variable(tmp_path):
+    rc, out = run_role(tmp_path, {'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port(),
+                                  'flink_jobs_list': {'name': 'j1', 'jar': '/x.jar'}})
+    assert rc != 0, out
+    # The role's argument spec refuses it, on every host, before the role's task.
+    assert "argument 'flink_jobs_list' is of type dict" in out, out
+    assert 'Declare the jobs' not in out and 'AFTER-THE-ROLE' not in out, out
+
+
+def test_unknown_connection_option_is_refused_by_the_module_before_any_request(tmp_path):
+    rc, out = run_role(tmp_path, {'flink_jobs_url': 'http://127.0.0.1:%d' % closed_port(),
+                                  'flink_jobs_connection': {'ca_file': '/ca.pem'},
+                                  'flink_jobs_list': [{'name': 'j1', 'jar': '/x.jar'}]})
+    assert rc != 0, out
+    declare = out.split('Declare the jobs]')[1]
+    assert re.search(r'Unsupported parameters for \(flinkops\.flink\.flink_job_set\) module: ca_file', declare), out
+    assert 'refused' not in declare and 'AFTER-THE-ROLE' not in out, out
 
 
 def test_empty_list_without_prune_contacts_no_cluster(tmp_path):
