@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import threading
 import zipfile
 from datetime import datetime
 
@@ -116,6 +117,12 @@ def describe(jobs):
 # What the user declared
 
 
+# SHA-256 of the jars this process has read, by file identity (path, device, inode, size, modification time):
+# a set of jobs that share one (often large) jar reads it once.
+_JAR_SHAS = {}
+_JAR_SHAS_LOCK = threading.Lock()
+
+
 def check_jar(path):
     """SHA-256 of a readable jar file; InputError names what is wrong with it."""
     if not os.path.exists(path):
@@ -125,12 +132,24 @@ def check_jar(path):
     if not os.access(path, os.R_OK):
         raise InputError('jar %s is not readable' % path)
     try:
+        st = os.stat(path)
+    except (IOError, OSError) as exc:
+        raise InputError('jar %s cannot be read: %s' % (path, exc))
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _JAR_SHAS_LOCK:
+        known = _JAR_SHAS.get(key)
+    if known is not None:
+        return known
+    try:
         ok = zipfile.is_zipfile(path)
     except (IOError, OSError) as exc:
         raise InputError('jar %s cannot be read: %s' % (path, exc))
     if not ok:
         raise InputError('%s is not a jar file (not a zip archive)' % path)
-    return ident.sha256_file(path)
+    sha = ident.sha256_file(path)
+    with _JAR_SHAS_LOCK:
+        _JAR_SHAS[key] = sha
+    return sha
 
 
 class Version(object):

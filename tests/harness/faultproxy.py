@@ -60,6 +60,7 @@ class FaultProxy(object):
         self.upstream_port = parts.port
         self.rules = []
         self.log = []   # (method, path, fault or None, status)
+        self.connections = 0    # client connections accepted (a keep-alive client reuses them)
         self._lock = threading.Lock()
         proxy = self
 
@@ -68,6 +69,11 @@ class FaultProxy(object):
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                BaseHTTPRequestHandler.setup(self)
+                with proxy._lock:
+                    proxy.connections += 1
 
             def _handle(self):
                 length = int(self.headers.get('Content-Length') or 0)

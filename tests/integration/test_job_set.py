@@ -174,6 +174,8 @@ def test_fifty_jobs_by_the_role_then_a_noop_run_reads_the_job_list_once(big_clus
         records = [p for p in paths if p.endswith('/config') and p.startswith('/jobs/')]
         assert sorted(records) == sorted('/jobs/%s/config' % live[n][0] for n in fifty)
         assert len(paths) == 2 + 50, paths
+        # Kept-alive connections serve the whole set: one per thread (max_parallel 5), not one per job.
+        assert proxy.connections <= 5, proxy.connections
     finally:
         big_cluster.cancel_all()
 

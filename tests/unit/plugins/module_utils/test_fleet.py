@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import zipfile
+
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
@@ -234,3 +236,20 @@ def test_run_bounded_keeps_order_and_bound():
     assert fleet.run_bounded(list(range(20)), work, 4) == [i * 2 for i in range(20)]
     assert 1 < peak[0] <= 4
     assert fleet.run_bounded([], work, 4) == []
+
+
+def test_jobs_that_share_a_jar_read_it_once_and_a_changed_jar_again(jar, monkeypatch):
+    read = []
+    real = ident.sha256_file
+
+    def counting(path, *args):
+        read.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(ident, 'sha256_file', counting)
+    specs = [model.Desired(name='job-%d' % i, state='present', jar=jar, args=['--n', str(i)]).spec for i in range(20)]
+    assert len(read) == 1 and len(set(s.jar_sha256 for s in specs)) == 1
+    with zipfile.ZipFile(jar, 'a') as z:
+        z.writestr('more.txt', 'a new version of the jar')
+    changed = model.Desired(name='job-0', state='present', jar=jar).spec
+    assert len(read) == 2 and changed.jar_sha256 == real(jar) != specs[0].jar_sha256
