@@ -155,11 +155,18 @@ def _job_problems(job, defaults, index=None):
         return problems, None
     params = merge(defaults, job)
     spec = _job_spec.job_argument_spec()
-    for key, value, required in _job_spec.job_required_if():
+    for rule in _job_spec.job_required_if():
+        key, value, required = rule[:3]
+        any_of = len(rule) > 3 and rule[3]
         if params.get(key, spec[key].get('default')) == value:
             missing = [r for r in required if params.get(r) is None]
-            if missing:
-                problems.append('%s with %s=%s needs %s' % (label, key, value, _listed(missing)))
+            if missing and (not any_of or len(missing) == len(required)):
+                needs = ('one of ' if any_of else '') + _listed(missing)
+                problems.append('%s with %s=%s needs %s' % (label, key, value, needs))
+    for group in _job_spec.job_mutually_exclusive():
+        given = [k for k in group if params.get(k) not in (None, '', [])]
+        if len(given) > 1:
+            problems.append('%s sets %s, which exclude each other' % (label, _listed(given)))
     return problems, params
 
 

@@ -114,6 +114,7 @@ def error_text(body):
 
 
 _CAUSED_BY = re.compile(r'^\s*Caused by:\s*(.+?)\s*$', re.MULTILINE)
+_SQL_REASONS = ('org.apache.flink.table.api.SqlParserException:', 'org.apache.flink.table.api.ValidationException:')
 _HTML_TAGS = re.compile(r'<[^>]+>')
 
 
@@ -128,7 +129,10 @@ def root_cause(body):
         return ''
     causes = _CAUSED_BY.findall(text)
     if causes:
-        return causes[-1]
+        # The Table API's own reasons say what is wrong with SQL in the user's terms ("SQL parse failed. ...",
+        # "Object 'x' not found"); the causes under them are the parser's internals.
+        sql = [c for c in causes if c.startswith(_SQL_REASONS)]
+        return sql[-1] if sql else causes[-1]
     if '<html' in text.lower():
         text = _HTML_TAGS.sub(' ', text)
         return ' '.join(text.split())[:300]

@@ -38,6 +38,7 @@ import time
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, FlinkError
 from ansible_collections.flinkops.flink.plugins.module_utils._health import CHECKPOINTING_DISABLED
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils import _sql_runner
 from ansible_collections.flinkops.flink.plugins.module_utils._model import (
     Desired,
     describe,
@@ -151,6 +152,8 @@ class Handover(object):
         if record.has_secrets():
             return record, None, ('it was started with secret values (secret_args or sensitive config), which are '
                                   'never recorded, so they cannot be given again')
+        if record.spec.sql is not None and _sql_runner.is_runner(record.spec.jar_sha256):
+            return record, _sql_runner.jar_path(), None     # a SQL job: its jar is the SQL runner, which every run has
         jar_id = self.api.find_jar(record.spec.jar_sha256)
         jar_file = find_jar_file(jar_id, self.jar_dirs)
         if jar_file is None:
@@ -292,8 +295,10 @@ class Handover(object):
         for entry in entries:
             spec = entry['spec']
             try:
-                desired = Desired(entry['name'], 'present', jar=entry['jar'], entry_class=spec.get('entry_class'),
-                                  args=spec.get('args'), parallelism=spec.get('parallelism'),
+                sql = spec.get('sql')
+                desired = Desired(entry['name'], 'present', jar=entry['jar'] if sql is None else None, sql=sql,
+                                  entry_class=spec.get('entry_class') if sql is None else None,
+                                  args=spec.get('args') if sql is None else None, parallelism=spec.get('parallelism'),
                                   config=spec.get('config'), restore_from=entry['savepoint'], wait=True,
                                   healthy_for=self.healthy_for)
                 outcome = self._run_job(desired)

@@ -107,8 +107,10 @@ class Spec(object):
     """
 
     def __init__(self, jar_sha256, entry_class=None, args=None, parallelism=None, config=None,
-                 secret_config=None, secret_args=None):
+                 secret_config=None, secret_args=None, sql=None):
         self.jar_sha256 = jar_sha256
+        # A SQL job: its statements (the jar is the SQL runner, which gets them as program arguments).
+        self.sql = [str(s) for s in sql] if sql is not None else None
         self.entry_class = entry_class or None
         self.args = [str(a) for a in (args or [])]
         self.parallelism = int(parallelism) if parallelism is not None else None
@@ -118,13 +120,16 @@ class Spec(object):
 
     def core(self):
         """What may be published: everything but secrets."""
-        return {
+        out = {
             'jar_sha256': self.jar_sha256,
             'entry_class': self.entry_class,
             'args': list(self.args),
             'parallelism': self.parallelism,
             'config': dict(self.config),
         }
+        if self.sql is not None:
+            out['sql'] = list(self.sql)
+        return out
 
     def public(self):
         """The spec as it is shown: secrets by name and count only."""
@@ -151,6 +156,9 @@ class Spec(object):
         return out
 
     def program_args(self):
+        if self.sql is not None:
+            # The SQL runner's arguments: its mode, then each statement, base64 (see _sql_runner).
+            return ['run'] + [base64.b64encode(s.encode('utf-8')).decode('ascii') for s in self.sql]
         return list(self.args) + list(self.secret_args)
 
 
@@ -214,7 +222,8 @@ class Record(object):
 
 def new_record(name, spec, jar_name=None, restored_from=None, salt=None, scope=None):
     salt = salt or cfg.new_salt()
-    return Record(name, Spec(spec.jar_sha256, spec.entry_class, spec.args, spec.parallelism, spec.config),
+    return Record(name, Spec(spec.jar_sha256, spec.entry_class, spec.args, spec.parallelism, spec.config,
+                             sql=spec.sql),
                   jar_name=jar_name, restored_from=restored_from, salt=salt, secrets=spec.secret_digests(salt),
                   scope=scope)
 
@@ -236,7 +245,11 @@ def decode_record(text):
             return Record(None, spec, jar_name=data.get('jar_name'), version=1)
         if data.get('v') == RECORD_VERSION and isinstance(data.get('spec'), dict) and data.get('name'):
             s = data['spec']
-            spec = Spec(s['jar_sha256'], s.get('entry_class'), s.get('args'), s.get('parallelism'), s.get('config'))
+            sql = s.get('sql')
+            if sql is not None and not isinstance(sql, list):
+                return None
+            spec = Spec(s['jar_sha256'], s.get('entry_class'), s.get('args'), s.get('parallelism'), s.get('config'),
+                        sql=sql)
             secrets = data.get('secrets') or {}
             return Record(data['name'], spec, jar_name=data.get('jar_name'), restored_from=data.get('restored_from'),
                           salt=data.get('salt') or '',

@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import threading
 import time
 import uuid
@@ -254,7 +253,7 @@ class JobReconciler(object):
     def _declared_state(self, job_id, generation, restore=None):
         d = self.desired
         out = {'state': 'running', 'job_id': job_id, 'generation': generation}
-        out.update(self._spec_view(d.spec, os.path.basename(d.jar) if d.jar else None))
+        out.update(self._spec_view(d.spec, d.version().jar_name))
         if d.scope is not None:
             out['scope'] = d.scope
         if restore and restore.get('path'):

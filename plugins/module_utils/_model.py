@@ -19,6 +19,8 @@ from datetime import datetime
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkError
 from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils import _sql
+from ansible_collections.flinkops.flink.plugins.module_utils import _sql_runner
 
 TERMINAL_STATES = frozenset(['FINISHED', 'CANCELED', 'FAILED'])
 ENDING_STATES = frozenset(['CANCELLING'])
@@ -158,10 +160,19 @@ class Version(object):
     def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False, scope=None):
         self.name = name
         self.spec = spec
-        self.jar_path = jar_path
+        self._jar_path = jar_path
         self.jar_name = jar_name or (os.path.basename(jar_path) if jar_path else None)
         self.allow_non_restored_state = allow_non_restored_state
         self.scope = scope
+
+    @property
+    def jar_path(self):
+        """The file to upload the jar from, or None. A SQL job's jar is the SQL runner, which every run has (it is
+        generated, the same bytes everywhere), so any version of a SQL job can be started again."""
+        if self._jar_path is None and self.spec is not None and self.spec.sql is not None \
+                and _sql_runner.is_runner(self.spec.jar_sha256):
+            return _sql_runner.jar_path()
+        return self._jar_path
 
     @property
     def jar_sha256(self):
@@ -194,7 +205,8 @@ class Desired(object):
     def __init__(self, name, state, jar=None, entry_class=None, args=None, secret_args=None, parallelism=None,
                  config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
                  savepoint_dir=None, wait=True, upgrade_mode='savepoint', allow_no_rollback=False, healthy_for=10,
-                 wait_for_checkpoint=False, rollback_timeout=60, wait_timeout=None, scope=None):
+                 wait_for_checkpoint=False, rollback_timeout=60, wait_timeout=None, scope=None, sql=None,
+                 sql_file=None):
         if name is None or not str(name).strip():
             raise InputError('name must not be empty: it is the job\'s identity')
         if name != name.strip():
@@ -254,12 +266,37 @@ class Desired(object):
         self.savepoint_dir = savepoint_dir
         self.wait = bool(wait)
         self.spec = None
+        self.sql = None
+        if sql is not None and sql_file:
+            raise InputError('set sql or sql_file, not both')
+        if sql_file:
+            try:
+                with open(sql_file, 'rb') as f:
+                    sql = f.read().decode('utf-8')
+            except (IOError, OSError) as exc:
+                raise InputError('sql_file %s cannot be read: %s' % (sql_file, exc.strerror or exc))
+            except UnicodeDecodeError as exc:
+                raise InputError('sql_file %s is not UTF-8 text: %s' % (sql_file, exc))
+        if sql is not None and jar:
+            raise InputError('a job runs either a jar or SQL: set jar or sql (sql_file), not both')
+        if sql is not None and (entry_class or args or secret_args):
+            raise InputError('a SQL job takes no entry_class, args or secret_args: its program is the SQL runner, '
+                             'and its statements are the sql')
+        if sql is not None:
+            try:
+                self.sql = _sql.check_statements(list(sql)) if isinstance(sql, list) else _sql.parse(sql)
+            except _sql.SqlError as exc:
+                raise InputError('%s: %s' % ('sql_file %s' % sql_file if sql_file else 'sql', exc))
         if state in ('present', 'upgraded'):
-            if not jar:
-                raise InputError('jar is required when state=%s' % state)
-            sha = check_jar(jar)
-            self.spec = ident.Spec(sha, entry_class, args, parallelism, public, secret_config=secret,
-                                   secret_args=secret_args)
+            if self.sql is not None:
+                self.spec = ident.Spec(_sql_runner.jar_sha256(), _sql_runner.RUNNER_CLASS, None, parallelism, public,
+                                       secret_config=secret, sql=self.sql)
+            else:
+                if not jar:
+                    raise InputError('jar (or sql) is required when state=%s' % state)
+                sha = check_jar(jar)
+                self.spec = ident.Spec(sha, entry_class, args, parallelism, public, secret_config=secret,
+                                       secret_args=secret_args)
 
     @property
     def spec_hash(self):
@@ -269,5 +306,8 @@ class Desired(object):
         return ident.job_id(self.name, generation)
 
     def version(self):
+        if self.sql is not None:
+            return Version(self.name, self.spec, jar_name=_sql_runner.JAR_NAME,
+                           allow_non_restored_state=self.allow_non_restored_state, scope=self.scope)
         return Version(self.name, self.spec, jar_path=self.jar,
                        allow_non_restored_state=self.allow_non_restored_state, scope=self.scope)

@@ -138,7 +138,7 @@ def previous_version(desired, job, record):
         secret_args = list(args)
     spec = record.spec
     full = ident.Spec(spec.jar_sha256, spec.entry_class, spec.args, spec.parallelism, spec.config,
-                      secret_config=secret_config, secret_args=secret_args)
+                      secret_config=secret_config, secret_args=secret_args, sql=spec.sql)
     return Version(desired.name, full, jar_name=record.jar_name, scope=record.scope), None
 
 

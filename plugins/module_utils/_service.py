@@ -327,6 +327,9 @@ class FlinkJobs(object):
         if spec.parallelism:
             body['parallelism'] = int(spec.parallelism)
         conf = spec.flink_config()
+        if spec.sql is not None and 'pipeline.name' not in conf:
+            # A SQL job is named after its INSERT's table by Flink; name it as declared unless config names it.
+            conf['pipeline.name'] = version.name
         body['flinkConfiguration'] = ident.with_record(conf, record) if record is not None else conf
         return body
 

@@ -71,9 +71,39 @@ options:
     default: present
   jar:
     description:
-      - Path of the job jar on the host where the module runs. Required with O(state=present) and O(state=upgraded).
+      - Path of the job jar on the host where the module runs. With O(state=present) and O(state=upgraded) a job
+        runs a jar (this option) or SQL (O(sql) or O(sql_file)).
       - The jar is uploaded only when a jar with the same content (SHA-256) is not already on the cluster.
     type: path
+  sql:
+    description:
+      - A SQL job instead of a jar, its statements separated by C(;). Statements that prepare the session
+        (C(CREATE TABLE), C(CREATE FUNCTION), C(CREATE VIEW), C(USE), C(LOAD MODULE), ...) come first; the last
+        statement starts the job, one C(INSERT) or one statement set (C(EXECUTE STATEMENT SET BEGIN INSERT ...;
+        INSERT ...; END)). Anything else (a C(SELECT), a second C(INSERT), C(SET)) is refused before anything is
+        sent, naming the statement. Set Flink options with O(config).
+      - The job's spec is its statements (comments removed) with O(config) and O(parallelism), so the job gets the
+        same identity, duplicate protection, check mode and diff, upgrade through a savepoint with the health gate and
+        rollback, and O(state=absent) with a savepoint, as a jar job.
+      - "How it runs: the module submits the statements to C(POST /jars/<id>/run) with the job id it chose, through
+        a small SQL runner jar (the class C(org.flinkops.flink.sql.SqlRunner), about 1 KiB) that the module generates
+        byte for byte the same on every host, from source in the collection, and uploads once. The runner creates a
+        TableEnvironment in the JobManager and executes the statements in order. No SQL Gateway, no JDK on the host
+        that runs the module, nothing to build: the JobManager's C(lib/) holds the Table API in every Flink
+        distribution. See the README for why this route and not the SQL Gateway."
+      - Before an upgrade stops the running job, the new statements are planned by Flink (C(POST /jars/<id>/plan));
+        SQL that does not parse, or names a table or connector that does not exist, fails the task with Flink's reason
+        and the running job is not touched. A first submission with such SQL fails the same way, and nothing runs.
+      - Connectors and formats other than Flink's built-in ones (C(datagen), C(print), C(blackhole), C(filesystem))
+        must be in the cluster's C(lib/) directory.
+      - Mutually exclusive with O(jar), O(sql_file), O(entry_class) and O(args).
+    type: str
+    version_added: 0.2.0
+  sql_file:
+    description:
+      - Like O(sql), the statements read from this UTF-8 file on the host where the module runs.
+    type: path
+    version_added: 0.2.0
   entry_class:
     description:
       - Fully qualified main class. Defaults to the jar manifest's C(Main-Class).
@@ -320,6 +350,31 @@ EXAMPLES = r'''
     wait_timeout: 600
   register: upgrade
 
+- name: A SQL job, kept running; an edit of the SQL upgrades it through a savepoint (state=upgraded)
+  flinkops.flink.flink_job:
+    url: http://flink-jobmanager:8081
+    name: orders-per-minute
+    state: upgraded
+    sql: |
+      CREATE TABLE orders (id BIGINT, amount DECIMAL(10, 2), ts AS LOCALTIMESTAMP,
+                           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+        WITH ('connector' = 'datagen', 'rows-per-second' = '100');
+      CREATE TABLE per_minute (window_start TIMESTAMP(3), orders BIGINT, amount DECIMAL(38, 2))
+        WITH ('connector' = 'blackhole');
+      INSERT INTO per_minute
+      SELECT window_start, COUNT(*), SUM(amount)
+      FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+      GROUP BY window_start, window_end;
+    config:
+      execution.checkpointing.interval: 30 s
+    savepoint_dir: s3://flink/savepoints
+
+- name: The same, the statements kept in a file next to the playbook
+  flinkops.flink.flink_job:
+    url: http://flink-jobmanager:8081
+    name: orders-per-minute
+    sql_file: "{{ playbook_dir }}/sql/orders-per-minute.sql"
+
 - name: Stop the job with a savepoint and keep the path
   flinkops.flink.flink_job:
     url: http://flink-jobmanager:8081
@@ -552,7 +607,11 @@ from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     run_module,
 )
 from ansible_collections.flinkops.flink.plugins.module_utils._job import JobReconciler
-from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import job_argument_spec, job_required_if
+from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import (
+    job_argument_spec,
+    job_mutually_exclusive,
+    job_required_if,
+)
 from ansible_collections.flinkops.flink.plugins.module_utils._model import Desired
 
 
@@ -560,13 +619,15 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(job_argument_spec())
     argument_spec['scope'] = dict(type='str')
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=job_required_if())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=job_required_if(),
+                           mutually_exclusive=job_mutually_exclusive())
     p = module.params
     hide_sensitive_values(module, p['config'])
 
     def work():
         desired = Desired(
-            name=p['name'], state=p['state'], jar=p['jar'], entry_class=p['entry_class'], args=p['args'],
+            name=p['name'], state=p['state'], jar=p['jar'], sql=p['sql'], sql_file=p['sql_file'],
+            entry_class=p['entry_class'], args=p['args'],
             secret_args=p['secret_args'], parallelism=p['parallelism'], config=p['config'],
             restore_from=p['restore_from'], allow_non_restored_state=p['allow_non_restored_state'],
             allow_no_rollback=p['allow_no_rollback'], savepoint=p['savepoint'], savepoint_dir=p['savepoint_dir'],

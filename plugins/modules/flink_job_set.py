@@ -66,9 +66,18 @@ options:
         choices: [present, absent, upgraded]
         default: present
       jar:
-        description: Path of the job jar on the host where the module runs; required with V(present) and V(upgraded).
-          Jobs of the set that run the same jar find or upload it once.
+        description: Path of the job jar on the host where the module runs; with V(present) and V(upgraded) a job runs a
+          jar or SQL (O(jobs[].sql), O(jobs[].sql_file)). Jobs of the set that run the same jar find or upload it once.
         type: path
+      sql:
+        description: A SQL job instead of a jar, as P(flinkops.flink.flink_job#module)'s O(flinkops.flink.flink_job#module:sql).
+          Every SQL job of the set runs the same generated SQL runner jar, uploaded once.
+        type: str
+        version_added: 0.2.0
+      sql_file:
+        description: Like O(jobs[].sql), the statements read from this UTF-8 file on the host where the module runs.
+        type: path
+        version_added: 0.2.0
       entry_class:
         description: Fully qualified main class. Defaults to the jar manifest's C(Main-Class).
         type: str
@@ -269,7 +278,11 @@ from ansible_collections.flinkops.flink.plugins.module_utils._common import (
     run_module,
 )
 from ansible_collections.flinkops.flink.plugins.module_utils._fleet import FleetReconciler, Member
-from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import job_argument_spec, job_required_if
+from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import (
+    job_argument_spec,
+    job_mutually_exclusive,
+    job_required_if,
+)
 from ansible_collections.flinkops.flink.plugins.module_utils._model import Desired, InputError
 
 
@@ -278,7 +291,8 @@ def main():
     job_options = job_argument_spec()
     job_options['wait_timeout'] = dict(type='int')
     argument_spec.update(
-        jobs=dict(type='list', elements='dict', required=True, options=job_options, required_if=job_required_if()),
+        jobs=dict(type='list', elements='dict', required=True, options=job_options, required_if=job_required_if(),
+                  mutually_exclusive=job_mutually_exclusive()),
         scope=dict(type='str'),
         prune=dict(type='bool', default=False),
         prune_savepoint=dict(type='bool', default=True),
@@ -308,7 +322,8 @@ def main():
                 raise InputError('job %r: wait_timeout must be 0 or more, got %d' % (job['name'], timeout))
             try:
                 desired = Desired(
-                    name=job['name'], state=job['state'], jar=job['jar'], entry_class=job['entry_class'],
+                    name=job['name'], state=job['state'], jar=job['jar'], sql=job['sql'], sql_file=job['sql_file'],
+                    entry_class=job['entry_class'],
                     args=job['args'], secret_args=job['secret_args'], parallelism=job['parallelism'],
                     config=job['config'], restore_from=job['restore_from'],
                     allow_non_restored_state=job['allow_non_restored_state'],

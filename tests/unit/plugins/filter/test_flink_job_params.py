@@ -229,12 +229,19 @@ def test_missing_name():
 
 
 def test_present_without_jar_fails_like_the_module():
-    with pytest.raises(AnsibleFilterError, match="job 'x' with state=present needs jar"):
+    with pytest.raises(AnsibleFilterError, match="job 'x' with state=present needs one of jar, sql, sql_file"):
         flink_job_params({'name': 'x'})
-    with pytest.raises(AnsibleFilterError, match="state=upgraded needs jar"):
+    with pytest.raises(AnsibleFilterError, match="state=upgraded needs one of jar, sql, sql_file"):
         flink_job_params({'name': 'x'}, defaults={'state': 'upgraded'})
     assert flink_job_params({'name': 'x', 'state': 'absent'}) == {'name': 'x', 'state': 'absent'}
     assert flink_job_params({'name': 'x'}, defaults={'jar': '/j'})['jar'] == '/j'
+
+
+def test_a_sql_job_needs_no_jar_and_takes_no_jar():
+    assert flink_job_params({'name': 'x', 'sql': 'INSERT INTO t SELECT 1'})['sql'] == 'INSERT INTO t SELECT 1'
+    assert flink_job_params({'name': 'x', 'sql_file': '/q.sql'}, defaults={'state': 'upgraded'})['sql_file'] == '/q.sql'
+    with pytest.raises(AnsibleFilterError, match="job 'x' sets jar, sql, which exclude each other"):
+        flink_job_params({'name': 'x', 'sql': 'INSERT INTO t SELECT 1'}, defaults={'jar': '/j'})
 
 
 def test_values_never_appear_in_errors():

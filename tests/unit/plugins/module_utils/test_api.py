@@ -40,6 +40,19 @@ def test_root_cause_takes_last_caused_by():
                                                    'Exception: Application has already been submitted.')
 
 
+def test_root_cause_of_sql_is_the_table_apis_reason_not_the_parsers_internals():
+    # As Flink 2.3 answered /jars/<id>/plan for SQL that does not parse (trace lines shortened).
+    trace = ('org.apache.flink.runtime.rest.handler.RestHandlerException: Could not execute application.\n'
+             'Caused by: org.apache.flink.client.program.ProgramInvocationException: The main method caused an error: '
+             'SQL parse failed. Non-query expression encountered in illegal context\n'
+             'Caused by: org.apache.flink.table.api.SqlParserException: SQL parse failed. Non-query expression '
+             'encountered in illegal context\n\tat org.apache.flink.table.planner.parse.CalciteParser.parseSqlList\n'
+             'Caused by: org.apache.calcite.sql.parser.SqlParseException: Non-query expression encountered\n'
+             'Caused by: org.apache.calcite.runtime.CalciteException: Non-query expression encountered\n')
+    assert api.root_cause({'errors': [trace]}) == ('org.apache.flink.table.api.SqlParserException: SQL parse failed. '
+                                                   'Non-query expression encountered in illegal context')
+
+
 def test_root_cause_without_trace_and_html():
     assert api.root_cause({'errors': ['Not found: /jobs/x']}) == 'Not found: /jobs/x'
     assert api.root_cause('<html><body><h1>502 Bad Gateway</h1></body></html>') == '502 Bad Gateway'
