@@ -6,10 +6,13 @@ the new instance's checkpoint statistics, the statements a job runs are read bac
 """
 
 import os
+from types import SimpleNamespace
 
 import requests
 
-from tests.integration.conftest import assert_one_instance_one_change, live_jobs
+from tests.harness.faultproxy import FaultProxy
+from tests.integration.conftest import Watcher, assert_one_instance_one_change, live_jobs
+from tests.integration.test_ha_failover import current_leader, restore_killed
 from tests.integration.test_identity import record
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
@@ -110,6 +113,48 @@ def test_concurrent_runs_declaring_different_sql_start_one_instance(cluster, ans
         results = ansible.run_many(calls)
         w.wait_samples()
     assert_one_instance_one_change(results, w, cluster.url, job_name)
+
+
+def test_a_run_for_other_sql_inside_the_window_gives_one_instance(cluster, ansible, job_name, watcher):
+    """Run B (other SQL) completes between run A's observation and its submission."""
+    other = {}
+
+    def run_b():
+        other['r'] = ansible.run('flink_job', spec(cluster.url, job_name, script(rate=40)))
+
+    with FaultProxy(cluster.url) as proxy, watcher(job_name) as w:
+        rule = proxy.add('POST', r'/jars/[^/]+/run$', 'hook', before=run_b)
+        a = ansible.run('flink_job', spec(proxy.url, job_name, script(rate=20)))
+        w.wait_samples()
+    assert rule.fired == 1
+    b = other['r']
+    assert not a.failed and not b.failed, a.output + b.output
+    assert b['changed'] and not a['changed'] and a['job_id'] == b['job_id'] and a['drift'], a.output
+    assert w.max_live == 1
+    assert [statements(cluster.url, j['jid'])[0] for j in live_jobs(cluster.url, job_name)] == [SOURCE % 40]
+
+
+def test_leader_killed_while_a_sql_job_runs(ha_cluster, ansible, job_name):
+    """SIGKILL the leader and run flink_job for the SQL job at once, dead JobManager first: the job recovers
+    under its own id from its checkpoint, and no run starts a second one."""
+    ha = ha_cluster
+    first = ok(ansible.run('flink_job', spec(ha.urls, job_name, wait_timeout=240)), changed=True)
+    leader = current_leader(ha)
+    standby = 1 - leader
+    wait_for_checkpoint(SimpleNamespace(url=ha.urls[leader]), first['job_id'])
+    with Watcher(ha.urls[standby], job_name) as watch:
+        ha.kill_jobmanager(leader)
+        again = ansible.run('flink_job', spec([ha.urls[leader], ha.urls[standby]], job_name, wait_timeout=240))
+        assert watch.wait_samples(), 'the standby never answered (%d errors)' % watch.errors
+    try:
+        ok(again, changed=False, job_id=first['job_id'])
+        assert watch.max_live == 1
+        assert [j['jid'] for j in live_jobs(ha.urls[standby], job_name)] == [first['job_id']]
+        path, is_savepoint = restored_path(SimpleNamespace(url=ha.urls[standby]), first['job_id'], timeout=60)
+        assert path and not is_savepoint, 'the job did not resume from its checkpoint: %s' % path
+    finally:
+        restore_killed(ha, leader)
+        ha.cancel_all()
 
 
 def test_sql_that_flink_cannot_plan_fails_with_flinks_reason_and_runs_nothing(cluster, ansible, job_name):
