@@ -253,3 +253,23 @@ def test_jobs_that_share_a_jar_read_it_once_and_a_changed_jar_again(jar, monkeyp
         z.writestr('more.txt', 'a new version of the jar')
     changed = model.Desired(name='job-0', state='present', jar=jar).spec
     assert len(read) == 2 and changed.jar_sha256 == real(jar) != specs[0].jar_sha256
+
+
+def test_sql_jobs_of_a_set_share_the_generated_runner_and_run_their_own_statements(jar):
+    from ansible_collections.flinkops.flink.plugins.module_utils import _sql_runner
+    s = JobSet()
+    sql = ["CREATE TABLE t_%s (x INT) WITH ('connector' = 'blackhole')" % n for n in 'ab']
+    jobs = [dict(name='sql-%s' % n, state='present', sql=ddl + '; INSERT INTO t_%s SELECT 1' % n)
+            for n, ddl in zip('ab', sql)] + jobs_of(jar, ['c'])
+    first = s.run(jobs, scope='team')
+    assert [j['action'] for j in first['jobs']] == ['submitted'] * 3
+    uploads = [r for r in first['_requests'] if r == ('POST', '/jars/upload')]
+    assert len(uploads) == 2      # the runner once for both SQL jobs, the jar job's own jar
+    assert sorted(name.split('-', 2)[2] for name in s.flink.jars.values()) == [_sql_runner.JAR_NAME, 'job.jar']
+    for n in 'ab':
+        body = s.flink.bodies[gen_id('sql-%s' % n, 0)]
+        assert body['entryClass'] == _sql_runner.RUNNER_CLASS and body['programArgsList'][0] == 'run'
+        assert body['flinkConfiguration']['pipeline.name'] == 'sql-%s' % n
+        assert record_of(s.flink, gen_id('sql-%s' % n, 0)).spec.sql[-1] == 'INSERT INTO t_%s SELECT 1' % n
+    again = s.run(jobs, scope='team')
+    assert not again['changed'] and mutating(again['_requests']) == []
