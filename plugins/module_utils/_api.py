@@ -288,7 +288,7 @@ class FlinkClient(object):
 
     def request(self, method, path, what, json_body=None, params=None,
                 allow_404=False, retry_lost=True, ok_statuses=(200, 201, 202),
-                body_factory=None, timeout=None):
+                body_factory=None, timeout=None, text=False):
         """Send one logical request; return parsed JSON (``{}`` when empty).
 
         ``what`` says what the module was doing, for error messages
@@ -297,7 +297,8 @@ class FlinkClient(object):
         connection failures are retried until the deadline; with
         ``retry_lost=False`` an answer lost after the request may have been
         delivered raises FlinkLostAnswer instead of being retried.
-        Other errors raise FlinkApiError carrying Flink's root cause.
+        Other errors raise FlinkApiError carrying Flink's root cause. ``text``:
+        return the body as text (a log file), not parsed.
 
         A host name in ``urls`` that does not resolve is retried only for a
         short grace (``DNS_GRACE_ATTEMPTS`` lookups or ``DNS_GRACE_SECONDS``,
@@ -404,7 +405,7 @@ class FlinkClient(object):
                 self.log.append((method, path, resp.status_code))
                 status = resp.status_code
                 if status in ok_statuses:
-                    return _parse_json(resp, what, base)
+                    return resp.text if text else _parse_json(resp, what, base)
                 if status == 404 and allow_404:
                     return None
                 body = resp.text

@@ -621,6 +621,15 @@ class JobReconciler(object):
                                 self._jar_ids[sha] = self.api.upload_jar(version.jar_path, sha)
                         self.jar_id = self._jar_ids[sha]
                         continue
+                    taken = self.api.job(jid)
+                    if taken is not None and (is_live(taken) or self._is_ours(jid, record)):
+                        # The answer does not say why, but the id is taken: by another run's live instance (a
+                        # PyFlink program answers "Python process exits with code: 1" to a duplicate id, whose
+                        # Python traceback Flink keeps to itself), or by this submission (main() failed after the
+                        # job was submitted). Which of the two, the job's record tells below. An instance that
+                        # failed to start carries no record (Flink keeps no configuration of it): a failure.
+                        maybe_sent = True
+                        break
                     raise FlinkApiError('Could not start job %r: %s' % (name, exc.cause or exc.msg),
                                         status=exc.status, cause=exc.cause or exc.msg)
                 self._floor = max(self._floor, generation + 1)
@@ -657,8 +666,18 @@ class JobReconciler(object):
             self._sleep(POLL_INTERVAL)
 
     def _is_ours(self, jid, record):
-        theirs = self.api.record(jid)
-        return theirs is not None and theirs.salt == record.salt
+        """True when job ``jid`` carries ``record`` (this submission's salt). A job that has just been submitted
+        shows no configuration until its JobMaster runs, so a live job without a readable record is looked at
+        again (for up to LOST_ANSWER_GRACE_S and the budget) before it counts as another's."""
+        end = min(self.deadline.now() + LOST_ANSWER_GRACE_S, self.deadline.end)
+        while True:
+            theirs = self.api.record(jid)
+            if theirs is not None:
+                return theirs.salt == record.salt
+            view = self.api.job(jid)
+            if view is None or not is_live(view) or self.deadline.now() >= end:
+                return False
+            self._sleep(POLL_INTERVAL)
 
     def _pause(self, why):
         if self.deadline.expired():

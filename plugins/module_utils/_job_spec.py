@@ -25,6 +25,8 @@ def job_argument_spec():
         jar=dict(type='path'),
         sql=dict(type='str'),
         sql_file=dict(type='path'),
+        python=dict(type='path'),
+        python_module=dict(type='str'),
         entry_class=dict(type='str'),
         args=dict(type='list', elements='str', default=[]),
         secret_args=dict(type='list', elements='str', default=[], no_log=True),
@@ -45,13 +47,14 @@ def job_argument_spec():
 
 def job_required_if():
     """flink_job's ``required_if`` (a new list on every call): a program to run, a jar or SQL."""
-    return [('state', 'present', ['jar', 'sql', 'sql_file'], True),
-            ('state', 'upgraded', ['jar', 'sql', 'sql_file'], True)]
+    return [('state', 'present', ['jar', 'sql', 'sql_file', 'python'], True),
+            ('state', 'upgraded', ['jar', 'sql', 'sql_file', 'python'], True)]
 
 
 def job_mutually_exclusive():
     """flink_job's ``mutually_exclusive`` (a new list on every call)."""
-    return [['jar', 'sql', 'sql_file'], ['sql', 'entry_class'], ['sql_file', 'entry_class']]
+    return [['jar', 'sql', 'sql_file', 'python'], ['sql', 'entry_class'], ['sql_file', 'entry_class'],
+            ['python', 'entry_class']]
 
 
 def option_names(spec):

@@ -19,6 +19,7 @@ from datetime import datetime
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkError
 from ansible_collections.flinkops.flink.plugins.module_utils import _config as cfg
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils import _python
 from ansible_collections.flinkops.flink.plugins.module_utils import _sql
 from ansible_collections.flinkops.flink.plugins.module_utils import _sql_runner
 
@@ -157,10 +158,12 @@ def check_jar(path):
 class Version(object):
     """One version of a job that can be submitted: the declared one, or a previous one to roll back to."""
 
-    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False, scope=None):
+    def __init__(self, name, spec, jar_path=None, jar_name=None, allow_non_restored_state=False, scope=None,
+                 program=None):
         self.name = name
         self.spec = spec
         self._jar_path = jar_path
+        self._program = program     # a PyFlink program (_python.Program), whose jar is written when it is uploaded
         self.jar_name = jar_name or (os.path.basename(jar_path) if jar_path else None)
         self.allow_non_restored_state = allow_non_restored_state
         self.scope = scope
@@ -169,6 +172,8 @@ class Version(object):
     def jar_path(self):
         """The file to upload the jar from, or None. A SQL job's jar is the SQL runner, which every run has (it is
         generated, the same bytes everywhere), so any version of a SQL job can be started again."""
+        if self._program is not None:
+            return self._program.jar_path()
         if self._jar_path is None and self.spec is not None and self.spec.sql is not None \
                 and _sql_runner.is_runner(self.spec.jar_sha256):
             return _sql_runner.jar_path()
@@ -206,7 +211,7 @@ class Desired(object):
                  config=None, restore_from=None, allow_non_restored_state=False, savepoint=False,
                  savepoint_dir=None, wait=True, upgrade_mode='savepoint', allow_no_rollback=False, healthy_for=10,
                  wait_for_checkpoint=False, rollback_timeout=60, wait_timeout=None, scope=None, sql=None,
-                 sql_file=None):
+                 sql_file=None, python=None, python_module=None):
         if name is None or not str(name).strip():
             raise InputError('name must not be empty: it is the job\'s identity')
         if name != name.strip():
@@ -277,11 +282,23 @@ class Desired(object):
                 raise InputError('sql_file %s cannot be read: %s' % (sql_file, exc.strerror or exc))
             except UnicodeDecodeError as exc:
                 raise InputError('sql_file %s is not UTF-8 text: %s' % (sql_file, exc))
-        if sql is not None and jar:
-            raise InputError('a job runs either a jar or SQL: set jar or sql (sql_file), not both')
+        programs = [what for what, given in (('jar', jar), ('sql', sql is not None), ('python', python)) if given]
+        if len(programs) > 1:
+            raise InputError('a job runs one program: a jar, SQL (sql, sql_file) or Python (python); got %s'
+                             % ' and '.join(programs))
         if sql is not None and (entry_class or args or secret_args):
             raise InputError('a SQL job takes no entry_class, args or secret_args: its program is the SQL runner, '
                              'and its statements are the sql')
+        if python and entry_class:
+            raise InputError('a PyFlink job takes no entry_class: Flink\'s PythonDriver runs python_module')
+        if python_module and not python:
+            raise InputError('python_module needs python, the program it is part of')
+        self.program = None
+        if python and state in ('present', 'upgraded'):
+            try:
+                self.program = _python.Program(python, python_module)
+            except _python.PythonProgramError as exc:
+                raise InputError(str(exc))
         if sql is not None:
             try:
                 self.sql = _sql.check_statements(list(sql)) if isinstance(sql, list) else _sql.parse(sql)
@@ -291,9 +308,13 @@ class Desired(object):
             if self.sql is not None:
                 self.spec = ident.Spec(_sql_runner.jar_sha256(), _sql_runner.RUNNER_CLASS, None, parallelism, public,
                                        secret_config=secret, sql=self.sql)
+            elif self.program is not None:
+                self.spec = ident.Spec(self.program.sha256, _python.DRIVER_CLASS,
+                                       _python.driver_args(self.program.module, args or []), parallelism, public,
+                                       secret_config=secret, secret_args=secret_args)
             else:
                 if not jar:
-                    raise InputError('jar (or sql) is required when state=%s' % state)
+                    raise InputError('a program is required when state=%s: jar, sql (sql_file) or python' % state)
                 sha = check_jar(jar)
                 self.spec = ident.Spec(sha, entry_class, args, parallelism, public, secret_config=secret,
                                        secret_args=secret_args)
@@ -306,6 +327,9 @@ class Desired(object):
         return ident.job_id(self.name, generation)
 
     def version(self):
+        if self.program is not None:
+            return Version(self.name, self.spec, jar_name=self.program.jar_name, program=self.program,
+                           allow_non_restored_state=self.allow_non_restored_state, scope=self.scope)
         if self.sql is not None:
             return Version(self.name, self.spec, jar_name=_sql_runner.JAR_NAME,
                            allow_non_restored_state=self.allow_non_restored_state, scope=self.scope)

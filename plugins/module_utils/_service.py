@@ -27,6 +27,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
 )
 from ansible_collections.flinkops.flink.plugins.module_utils import _capabilities as capabilities
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
+from ansible_collections.flinkops.flink.plugins.module_utils import _python
 from ansible_collections.flinkops.flink.plugins.module_utils._model import is_live, job_view
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
@@ -365,13 +366,49 @@ class FlinkJobs(object):
             body['allowNonRestoredState'] = bool(version.allow_non_restored_state)
         return body
 
+    def _with_jar_path(self, jar_id, body):
+        """A PyFlink job's body with the uploaded program's path on the JobManager (see _python), read from the
+        JobManager's configuration at this moment: a JobManager start changes it."""
+        args = body.get('programArgsList') or []
+        if _python.JAR_PATH not in args:
+            return body
+        data = self.client.get('/jobmanager/config', 'read where the JobManager keeps uploaded jars') or []
+        conf = dict((e.get('key'), e.get('value')) for e in (data if isinstance(data, list) else [])
+                    if isinstance(e, dict))
+        try:
+            return dict(body, programArgsList=_python.resolve(args, jar_id, conf))
+        except _python.PythonProgramError as exc:
+            raise FlinkApiError('Cannot submit the PyFlink program: %s' % exc)
+
+    def python_failure(self, jar_id):
+        """Why a PyFlink program failed, from the JobManager's log (PythonDriver logs the program's output there
+        and answers the request only "Python process exits with code: 1"); None when the log tells nothing."""
+        try:
+            log = self.client.request('GET', '/jobmanager/log', 'read the JobManager log', allow_404=True, text=True)
+        except FlinkError:
+            return None
+        return _python.last_traceback(log or '', jar_id)
+
+    def _program_call(self, jar_id, body, call):
+        try:
+            return call(self._with_jar_path(jar_id, body))
+        except FlinkApiError as exc:
+            reason = exc.cause or exc.msg
+            if body.get('entryClass') != _python.DRIVER_CLASS or 'Python process exits' not in reason:
+                raise
+            python = self.python_failure(jar_id)
+            if not python:
+                raise
+            raise FlinkApiError('%s; the Python program: %s' % (exc.msg, python), status=exc.status,
+                                cause='%s; the Python program: %s' % (reason, python), url=exc.url)
+
     def plan_jar(self, jar_id, body, what):
-        return self.client.request('POST', '/jars/%s/plan' % jar_id, what, json_body=body,
-                                   timeout=self.LONG_CALL_TIMEOUT)
+        return self._program_call(jar_id, body, lambda b: self.client.request(
+            'POST', '/jars/%s/plan' % jar_id, what, json_body=b, timeout=self.LONG_CALL_TIMEOUT))
 
     def run_jar(self, jar_id, body, what):
-        return self.client.request('POST', '/jars/%s/run' % jar_id, what, json_body=body, retry_lost=False,
-                                   timeout=self.LONG_CALL_TIMEOUT)
+        return self._program_call(jar_id, body, lambda b: self.client.request(
+            'POST', '/jars/%s/run' % jar_id, what, json_body=b, retry_lost=False, timeout=self.LONG_CALL_TIMEOUT))
 
     # -- savepoints ----------------------------------------------------------------
     def trigger_stop(self, jid, trigger_id, target_dir=None):

@@ -211,20 +211,26 @@ def class_bytes():
     return head + pool.encode() + struct.pack('>HHHHHH', 0x0031, this, parent, 0, 0, 1) + method + b'\x00\x00'
 
 
-def jar_bytes():
-    """The runner jar: a manifest naming the main class, and the class. Fixed timestamps: the same bytes anywhere."""
+def build_jar(files, main_class=None):
+    """A jar of ``files`` ((path in the jar, bytes), in this order) after its manifest. Fixed timestamps and
+    modes: the same files give the same bytes on any host, at any time."""
     buf = io.BytesIO()
     stamp = (1980, 1, 1, 0, 0, 0)
-    manifest = ('Manifest-Version: 1.0\r\nCreated-By: flinkops.flink\r\nMain-Class: %s\r\n\r\n'
-                % RUNNER_CLASS).encode('ascii')
+    manifest = 'Manifest-Version: 1.0\r\nCreated-By: flinkops.flink\r\n'
+    if main_class:
+        manifest += 'Main-Class: %s\r\n' % main_class
     with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
-        for path, data in (('META-INF/MANIFEST.MF', manifest),
-                           (RUNNER_CLASS.replace('.', '/') + '.class', class_bytes())):
+        for path, data in [('META-INF/MANIFEST.MF', (manifest + '\r\n').encode('ascii'))] + list(files):
             info = zipfile.ZipInfo(path, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             z.writestr(info, data)
     return buf.getvalue()
+
+
+def jar_bytes():
+    """The runner jar: a manifest naming the main class, and the class."""
+    return build_jar([(RUNNER_CLASS.replace('.', '/') + '.class', class_bytes())], main_class=RUNNER_CLASS)
 
 
 _LOCK = threading.Lock()

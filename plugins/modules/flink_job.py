@@ -104,6 +104,32 @@ options:
       - Like O(sql), the statements read from this UTF-8 file on the host where the module runs.
     type: path
     version_added: 0.2.0
+  python:
+    description:
+      - A PyFlink job instead of a jar - the entry script (a C(.py) file), or a directory that holds the program
+        (then O(python_module) names the module to run), on the host where the module runs.
+      - "The module packs the program's files (a directory: all of them, but C(__pycache__), C(*.pyc) and version
+        control directories) into a jar of its own, uploads it, and submits it through C(POST /jars/<id>/run) with
+        Flink's C(org.apache.flink.client.python.PythonDriver) and the job id it chose. PythonDriver runs the module
+        with the uploaded jar on C(PYTHONPATH), so nothing has to be copied to the JobManager host: the program is
+        read from the uploaded jar, in the JobManager's Python."
+      - The job's spec is the program's content (the jar's SHA-256), O(args), O(config) and O(parallelism), so an
+        edit of any file is a new version, with the same identity, duplicate protection, check mode and diff,
+        upgrade through a savepoint with health gate and rollback, and O(state=absent) with a savepoint as a jar job.
+      - "The cluster must run PyFlink: a Python with the C(apache-flink) package of the cluster's Flink version,
+        named by C(python.client.executable) (the JobManager runs the program's C(main) with it) and
+        C(python.executable) (the TaskManagers run Python functions with it). The P(flinkops.flink.flink_cluster#role)
+        role provides both with C(flink_cluster_python: true)."
+      - Mutually exclusive with O(jar), O(sql), O(sql_file) and O(entry_class). O(args) are the program's arguments.
+    type: path
+    version_added: 0.2.0
+  python_module:
+    description:
+      - With O(python) a directory, the module to run, as C(python -m) would (for example C(etl.main)); it must be
+        C(<module path>.py) or a package with C(__main__.py) in that directory. For a single script it is the script's
+        name and may be left out.
+    type: str
+    version_added: 0.2.0
   entry_class:
     description:
       - Fully qualified main class. Defaults to the jar manifest's C(Main-Class).
@@ -375,6 +401,15 @@ EXAMPLES = r'''
     name: orders-per-minute
     sql_file: "{{ playbook_dir }}/sql/orders-per-minute.sql"
 
+- name: A PyFlink job, its program packed from a directory next to the playbook
+  flinkops.flink.flink_job:
+    url: http://flink-jobmanager:8081
+    name: clicks-enrichment
+    state: upgraded
+    python: "{{ playbook_dir }}/pyjobs/clicks"
+    python_module: clicks.main
+    args: [--window, 1min]
+
 - name: Stop the job with a savepoint and keep the path
   flinkops.flink.flink_job:
     url: http://flink-jobmanager:8081
@@ -627,6 +662,7 @@ def main():
     def work():
         desired = Desired(
             name=p['name'], state=p['state'], jar=p['jar'], sql=p['sql'], sql_file=p['sql_file'],
+            python=p['python'], python_module=p['python_module'],
             entry_class=p['entry_class'], args=p['args'],
             secret_args=p['secret_args'], parallelism=p['parallelism'], config=p['config'],
             restore_from=p['restore_from'], allow_non_restored_state=p['allow_non_restored_state'],

@@ -78,6 +78,15 @@ options:
         description: Like O(jobs[].sql), the statements read from this UTF-8 file on the host where the module runs.
         type: path
         version_added: 0.2.0
+      python:
+        description: A PyFlink job instead of a jar, as P(flinkops.flink.flink_job#module)'s
+          O(flinkops.flink.flink_job#module:python) - the entry script, or a directory with O(jobs[].python_module).
+        type: path
+        version_added: 0.2.0
+      python_module:
+        description: With O(jobs[].python) a directory, the module to run (for example C(etl.main)).
+        type: str
+        version_added: 0.2.0
       entry_class:
         description: Fully qualified main class. Defaults to the jar manifest's C(Main-Class).
         type: str
@@ -323,6 +332,7 @@ def main():
             try:
                 desired = Desired(
                     name=job['name'], state=job['state'], jar=job['jar'], sql=job['sql'], sql_file=job['sql_file'],
+                    python=job['python'], python_module=job['python_module'],
                     entry_class=job['entry_class'],
                     args=job['args'], secret_args=job['secret_args'], parallelism=job['parallelism'],
                     config=job['config'], restore_from=job['restore_from'],

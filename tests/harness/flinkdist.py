@@ -15,6 +15,7 @@ _spec.loader.exec_module(_impl)
 
 cache_root = _impl.cache_root
 ensure_flink_home = _impl.ensure_flink_home
+ensure_python_env = _impl.ensure_python_env
 
 if __name__ == '__main__':
     sys.exit(_impl.main())

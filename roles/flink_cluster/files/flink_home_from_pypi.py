@@ -12,6 +12,7 @@ and renamed into place, so an interrupted or concurrent build never leaves a
 half-built home behind.
 
     flink_home_from_pypi.py --version 2.3.0 [--cache DIR] [--dest DIR]    # prints FLINK_HOME
+    flink_home_from_pypi.py --version 2.3.0 --python-env DIR             # a PyFlink venv; prints its python
 """
 
 import argparse
@@ -123,13 +124,44 @@ def ensure_flink_home(version, cache=None, dest=None):
     return home
 
 
+def ensure_python_env(version, cache=None, dest=None):
+    """A Python environment for PyFlink ``version`` (``apache-flink==<version>`` and what it needs): ``dest``
+    (default ``<cache>/pyflink-<version>``), a virtual environment of this interpreter, built if missing. Returns
+    its ``python``. The Flink packages come from the download cache; their dependencies from the index."""
+    root = cache or cache_root()
+    env = dest or os.path.join(root, 'pyflink-%s' % version)
+    python = os.path.join(env, 'bin', 'python')
+    if os.path.exists(os.path.join(env, MARKER)):
+        return python
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, '.lock-pyflink-%s' % version), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(env, MARKER)):
+            return python
+        wheels = os.path.join(root, 'wheels')
+        _download(version, wheels)
+        if os.path.exists(env):
+            shutil.rmtree(env)
+        # Built in place (a virtual environment records its own path), marked complete only at the end.
+        subprocess.check_call([sys.executable, '-m', 'venv', env])
+        subprocess.check_call([python, '-m', 'pip', 'install', '--disable-pip-version-check', '-q',
+                               '--find-links', wheels, 'apache-flink==%s' % version])
+        open(os.path.join(env, MARKER), 'w').close()
+    return python
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Assemble FLINK_HOME from PyPI')
     parser.add_argument('--version', default='2.3.0')
     parser.add_argument('--cache', help='download cache (default: $FLINKOPS_CACHE or ~/.cache/flinkops)')
     parser.add_argument('--dest', help='FLINK_HOME to create (default: <cache>/flink-<version>)')
+    parser.add_argument('--python-env', metavar='DIR',
+                        help='instead: create a PyFlink Python environment in DIR (prints its python)')
     args = parser.parse_args(argv)
     cache = os.path.expanduser(args.cache) if args.cache else None
+    if args.python_env:
+        print(ensure_python_env(args.version, cache=cache, dest=os.path.expanduser(args.python_env)))
+        return
     dest = os.path.expanduser(args.dest) if args.dest else None
     print(ensure_flink_home(args.version, cache=cache, dest=dest))
 

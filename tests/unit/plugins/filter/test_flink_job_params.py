@@ -229,9 +229,9 @@ def test_missing_name():
 
 
 def test_present_without_jar_fails_like_the_module():
-    with pytest.raises(AnsibleFilterError, match="job 'x' with state=present needs one of jar, sql, sql_file"):
+    with pytest.raises(AnsibleFilterError, match="job 'x' with state=present needs one of jar, python, sql, sql_file"):
         flink_job_params({'name': 'x'})
-    with pytest.raises(AnsibleFilterError, match="state=upgraded needs one of jar, sql, sql_file"):
+    with pytest.raises(AnsibleFilterError, match="state=upgraded needs one of jar, python, sql, sql_file"):
         flink_job_params({'name': 'x'}, defaults={'state': 'upgraded'})
     assert flink_job_params({'name': 'x', 'state': 'absent'}) == {'name': 'x', 'state': 'absent'}
     assert flink_job_params({'name': 'x'}, defaults={'jar': '/j'})['jar'] == '/j'

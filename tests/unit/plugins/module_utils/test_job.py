@@ -58,7 +58,7 @@ def test_bad_inputs(tmp_path, jar):
         model.Desired(name='x', state='present', jar=str(notjar))
     with pytest.raises(model.InputError, match='parallelism must be 1 or more'):
         model.Desired(name='x', state='present', jar=jar, parallelism=0)
-    with pytest.raises(model.InputError, match=r'jar \(or sql\) is required'):
+    with pytest.raises(model.InputError, match='a program is required when state=present: jar, sql'):
         model.Desired(name='x', state='present')
 
 

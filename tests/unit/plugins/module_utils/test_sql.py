@@ -197,7 +197,7 @@ def test_sql_file_is_read_on_the_module_host(tmp_path):
 
 
 @pytest.mark.parametrize('kw, message', [
-    (dict(jar='/x.jar'), 'either a jar or SQL'),
+    (dict(jar='/x.jar'), 'a job runs one program: .* got jar and sql'),
     (dict(entry_class='a.B'), 'takes no entry_class, args or secret_args'),
     (dict(args=['--x']), 'takes no entry_class, args or secret_args'),
     (dict(secret_args=['s']), 'takes no entry_class, args or secret_args'),
