@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import threading
 import time
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
@@ -30,6 +31,8 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _identity as
 from ansible_collections.flinkops.flink.plugins.module_utils import _python
 from ansible_collections.flinkops.flink.plugins.module_utils._model import is_live, job_view
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
+
+_PYTHON_PROGRAMS = threading.Lock()
 
 
 class FlinkUnsupportedVersion(FlinkError):
@@ -328,8 +331,9 @@ class FlinkJobs(object):
         if spec.parallelism:
             body['parallelism'] = int(spec.parallelism)
         conf = spec.flink_config()
-        if spec.sql is not None and 'pipeline.name' not in conf:
-            # A SQL job is named after its INSERT's table by Flink; name it as declared unless config names it.
+        if (spec.sql is not None or spec.entry_class == _python.DRIVER_CLASS) and 'pipeline.name' not in conf:
+            # Flink names a SQL job (and a PyFlink job that runs SQL) after its INSERT's table: name it as declared,
+            # unless config names it (a program that names its job, execute("..."), still wins).
             conf['pipeline.name'] = version.name
         body['flinkConfiguration'] = ident.with_record(conf, record) if record is not None else conf
         return body
@@ -390,11 +394,19 @@ class FlinkJobs(object):
         return _python.last_traceback(log or '', jar_id)
 
     def _program_call(self, jar_id, body, call):
+        if body.get('entryClass') != _python.DRIVER_CLASS:
+            return call(body)
+        # One PyFlink program at a time from this process: Flink builds them through its Python gateway, on
+        # threads that share one JVM-wide execution context (see the README, PyFlink jobs).
+        with _PYTHON_PROGRAMS:
+            return self._python_call(jar_id, body, call)
+
+    def _python_call(self, jar_id, body, call):
         try:
             return call(self._with_jar_path(jar_id, body))
         except FlinkApiError as exc:
             reason = exc.cause or exc.msg
-            if body.get('entryClass') != _python.DRIVER_CLASS or 'Python process exits' not in reason:
+            if 'Python process exits' not in reason:
                 raise
             python = self.python_failure(jar_id)
             if not python:

@@ -40,7 +40,8 @@ ONCE = ['%s/%s' % (IT, name) for name in (
 # (flink_job_set runs flink_job's own reconciler, which every line's runs cover). make test runs them with the first
 # full run only, to stay inside CI's time; make matrix (--every-line) with every full run.
 SPARED = ['%s/%s' % (IT, name) for name in ('test_faults.py', 'test_job_set.py')]
-ROLE_TESTS = ['%s/test_cluster_restarts.py' % IT, '%s/test_cluster_root.py' % IT, '%s/test_flink_jobs_role.py' % IT]
+ROLE_TESTS = ['%s/%s' % (IT, name) for name in (
+    'test_cluster_restarts.py', 'test_cluster_root.py', 'test_flink_jobs_role.py', 'test_cluster_pyflink.py')]
 # Port windows of the streams (tests/integration/conftest.py, free_port_block): 21000-23999, 24000-26999,
 # 29000-31999; clear of a suite run by hand (18000-20999), of molecule's 28xxx and of the ephemeral ports.
 PORT_OFFSETS = (3000, 6000, 11000)

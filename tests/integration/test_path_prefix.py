@@ -58,8 +58,15 @@ def job_state(cluster, jid):
     return flink(cluster, '/jobs/%s' % jid)['state']
 
 
-def latest_savepoint(cluster, jid):
-    return ((flink(cluster, '/jobs/%s/checkpoints' % jid).get('latest') or {}).get('savepoint') or {})
+def latest_savepoint(cluster, jid, timeout=30):
+    """The latest savepoint Flink reports for a job. Its statistics of a job that has just ended lag behind (a
+    cache of a few seconds, longer on a loaded machine): poll until one is reported, for up to ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while True:
+        point = (flink(cluster, '/jobs/%s/checkpoints' % jid).get('latest') or {}).get('savepoint') or {}
+        if point.get('status') or time.monotonic() >= end:
+            return point
+        time.sleep(0.5)
 
 
 def restored_from(cluster, jid, timeout=30):

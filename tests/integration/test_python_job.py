@@ -49,8 +49,16 @@ def bucket(user_id):
 '''
 
 
+# apache-flink is published as wheels for Python 3.11 from 1.19 on; 1.18 only as an sdist with extensions to
+# compile. The harness (and the role) need the wheels: PyFlink jobs are tested on 1.19 and later.
+NO_PYFLINK_WHEELS = ('1.18.',)
+
+
 @pytest.fixture(scope='module')
 def python_env(flink_version):
+    if flink_version.startswith(NO_PYFLINK_WHEELS):
+        pytest.skip('apache-flink %s has no wheel for Python 3.11: PyFlink jobs are tested on Flink 1.19 and later'
+                    % flink_version)
     return ensure_python_env(flink_version)
 
 
@@ -106,13 +114,10 @@ def test_a_pyflink_job_through_its_whole_life(cluster, ansible, job_name, watche
         ok(ansible.run('flink_job', spec(url, job_name, v1, python_env), check=True), changed=True,
            action='submitted')
         assert live_ids() == []
-        first = ok(ansible.run('flink_job', spec(url, job_name, v1, python_env, config=dict(
-            spec(url, job_name, v1, python_env)['config'], **{'pipeline.name': job_name}))), changed=True,
-            action='submitted')
-        assert live_ids() == [first['job_id']]
+        first = ok(ansible.run('flink_job', spec(url, job_name, v1, python_env)), changed=True, action='submitted')
+        assert live_ids() == [first['job_id']], 'the job does not run under the declared name'
         assert records_through_the_udf(url, first['job_id']) > 0
-        named = spec(url, job_name, v1, python_env, config=dict(spec(url, job_name, v1, python_env)['config'],
-                                                                 **{'pipeline.name': job_name}))
+        named = spec(url, job_name, v1, python_env)
         ok(ansible.run('flink_job', named), changed=False, action='none', job_id=first['job_id'])
         wait_for_checkpoint(cluster, first['job_id'])
 
@@ -137,11 +142,10 @@ def test_a_pyflink_job_through_its_whole_life(cluster, ansible, job_name, watche
     assert watch.max_live == 1, 'the watcher saw %d live instances of %s' % (watch.max_live, job_name)
 
 
-def test_concurrent_runs_declaring_different_programs_start_one_instance(cluster, ansible, job_name, watcher,
-                                                                           python_env, tmp_path):
+def test_concurrent_runs_declaring_different_programs_start_one_instance(
+        cluster, ansible, job_name, watcher, python_env, tmp_path):
     a, b = program(tmp_path / 'a'), program(tmp_path / 'b', buckets=7)
-    named = {'pipeline.name': job_name, 'python.client.executable': python_env, 'python.executable': python_env}
-    calls = [('flink_job', spec(cluster.url, job_name, p, python_env, config=named)) for p in (a, b, a, b)]
+    calls = [('flink_job', spec(cluster.url, job_name, p, python_env)) for p in (a, b, a, b)]
     with watcher(job_name) as w:
         results = ansible.run_many(calls)
         w.wait_samples()

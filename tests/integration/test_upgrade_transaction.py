@@ -95,14 +95,18 @@ def recorded_spec(url, jid):
     return json.loads(base64.urlsafe_b64decode(text + '=' * (-len(text) % 4)))['spec']
 
 
-def flink_failures(url, jid, timeout=15):
-    """The exception history Flink keeps for a job (it caches the answer for about 3 s: poll a while)."""
+def flink_failures(url, jid, wanted=None, timeout=60):
+    """The exception history Flink keeps for a job. Flink caches the answer for a few seconds and fills it in
+    as failures are archived, which lags on a loaded machine: poll until an entry holds ``wanted`` (or, without
+    ``wanted``, until there is any entry), for up to ``timeout`` seconds."""
     end = time.monotonic() + timeout
     while True:
         data = requests.get(url + '/jobs/%s/exceptions' % jid, timeout=10).json()
         entries = (data.get('exceptionHistory') or {}).get('entries') or []
-        if entries or time.monotonic() >= end:
-            return [e.get('stacktrace') or e.get('exceptionName') or '' for e in entries]
+        texts = [e.get('stacktrace') or e.get('exceptionName') or '' for e in entries]
+        found = any(wanted in t for t in texts) if wanted else bool(texts)
+        if found or time.monotonic() >= end:
+            return texts
         time.sleep(1)
 
 
@@ -168,7 +172,8 @@ def test_crash_looping_new_version_is_rolled_back_with_the_default_gate(cluster,
     assert_rolled_back(cluster, r, v1, v1_spec, ref)
     assert 'not healthy' in r['msg']
     # Flink recorded the crash loop of the new version itself.
-    assert any('--fail-after' in text for text in flink_failures(cluster.url, r['new_job_id'])), r['new_job_id']
+    assert any('--fail-after' in text for text in flink_failures(cluster.url, r['new_job_id'], '--fail-after')), \
+        r['new_job_id']
 
 
 # --- 2. the new version cannot get its slots -----------------------------------------------------------------------
@@ -347,7 +352,7 @@ def test_first_submission_that_crash_loops_fails_the_task(cluster, ansible, jar,
     # Flink: the instance is left as it runs, crash-looping, and it was the only one.
     assert ref.max_live == 1
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [r['job_id']]
-    assert any('--fail-after' in text for text in flink_failures(cluster.url, r['job_id']))
+    assert any('--fail-after' in text for text in flink_failures(cluster.url, r['job_id'], '--fail-after'))
 
 
 # --- 7. the leader dies during the rollback (HA) -------------------------------------------------------------------

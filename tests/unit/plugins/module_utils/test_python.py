@@ -156,16 +156,16 @@ def test_the_reconciler_submits_the_program_jar_through_pythondriver(script):
 
 
 LOG = '''2026-12-04 15:31:12,300 INFO  org.apache.flink.runtime.dispatcher.StandaloneDispatcher [] - Received JobGraph
-2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver                  [] - Traceback (most recent call last):
-2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver                  [] -   File "<frozen runpy>", line 198, in _run_module_as_main
-2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver                  [] -   File "/tmp/pyflink/u1/u2/OTHER_prog/clicks/main.py", line 5, in <module>
-2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver                  [] - KeyError: 'other run'
-2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver                  [] - Traceback (most recent call last):
-2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver                  [] -   File "<frozen runpy>", line 198, in _run_module_as_main
-2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver                  [] -   File "/tmp/pyflink/a/b/MINE_prog/clicks/udfs.py", line 1, in <module>
-2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver                  [] -     raise ValueError("no bucket for you")
-2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver                  [] - ValueError: no bucket for you
-2026-12-04 15:31:44,209 ERROR org.apache.flink.client.python.PythonDriver                  [] - Run python process failed
+2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver []  - Traceback (most recent call last):
+2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver []  -   File "<frozen runpy>", line 198, in _run_module_as_main
+2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver []  -   File "/tmp/pyflink/u1/u2/OTHER_prog/clicks/main.py", line 5, in <module>
+2026-12-04 15:31:12,317 INFO  org.apache.flink.client.python.PythonDriver []  - KeyError: 'other run'
+2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver []  - Traceback (most recent call last):
+2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver []  -   File "<frozen runpy>", line 198, in _run_module_as_main
+2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver []  -   File "/tmp/pyflink/a/b/MINE_prog/clicks/udfs.py", line 1, in <module>
+2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver []  -     raise ValueError("no bucket for you")
+2026-12-04 15:31:44,208 INFO  org.apache.flink.client.python.PythonDriver []  - ValueError: no bucket for you
+2026-12-04 15:31:44,209 ERROR org.apache.flink.client.python.PythonDriver []  - Run python process failed
 2026-12-04 15:31:44,300 INFO  org.apache.flink.runtime.rest.handler.job.JobSubmitHandler [] - done
 '''
 
