@@ -110,8 +110,15 @@ def flink_failures(url, jid, wanted=None, timeout=60):
         time.sleep(1)
 
 
-def flink_state(url, jid):
-    return requests.get(url + '/jobs/%s' % jid, timeout=10).json()['state']
+def flink_state(url, jid, timeout=30):
+    """The state a job ended in: ``GET /jobs/<id>`` is answered from a cache of a few seconds, so a job that has
+    just ended may still read as live there; poll until it reads as ended, for up to ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        state = requests.get(url + '/jobs/%s' % jid, timeout=10).json()['state']
+        if state in ('FINISHED', 'CANCELED', 'FAILED') or time.monotonic() >= end:
+            return state
+        time.sleep(0.5)
 
 
 def start_v1(cluster, ansible, jar, name, *args, **options):
