@@ -38,9 +38,9 @@ import time
 from ansible_collections.flinkops.flink.plugins.module_utils._api import FlinkApiError, FlinkError
 from ansible_collections.flinkops.flink.plugins.module_utils._health import CHECKPOINTING_DISABLED
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
-from ansible_collections.flinkops.flink.plugins.module_utils import _sql_runner
 from ansible_collections.flinkops.flink.plugins.module_utils._model import (
     Desired,
+    Version,
     describe,
     health,
     is_ending,
@@ -152,10 +152,13 @@ class Handover(object):
         if record.has_secrets():
             return record, None, ('it was started with secret values (secret_args or sensitive config), which are '
                                   'never recorded, so they cannot be given again')
-        if record.spec.sql is not None and _sql_runner.is_runner(record.spec.jar_sha256):
-            return record, _sql_runner.jar_path(), None     # a SQL job: its jar is the SQL runner, which every run has
-        jar_id = self.api.find_jar(record.spec.jar_sha256)
-        jar_file = find_jar_file(jar_id, self.jar_dirs)
+        # A SQL job's jar is the SQL runner, which every run has (Version knows it); any other is looked for among
+        # the uploaded jars.
+        jar_file = Version(record.name, record.spec).jar_path
+        jar_id = None
+        if jar_file is None:
+            jar_id = self.api.find_jar(record.spec.jar_sha256)
+            jar_file = find_jar_file(jar_id, self.jar_dirs)
         if jar_file is None:
             return record, None, ('its jar (sha256 %s, %s) is not among the uploaded jars in %s'
                                   % (record.spec.jar_sha256[:16], record.jar_name or jar_id or 'not listed by Flink',
@@ -295,12 +298,13 @@ class Handover(object):
         for entry in entries:
             spec = entry['spec']
             try:
-                sql = spec.get('sql')
-                desired = Desired(entry['name'], 'present', jar=entry['jar'] if sql is None else None, sql=sql,
-                                  entry_class=spec.get('entry_class') if sql is None else None,
-                                  args=spec.get('args') if sql is None else None, parallelism=spec.get('parallelism'),
+                # A SQL job's program is its statements (its jar, the SQL runner, comes with them); any other
+                # job's the jar kept for it.
+                program = dict(sql=spec['sql']) if spec.get('sql') is not None else dict(
+                    jar=entry['jar'], entry_class=spec.get('entry_class'), args=spec.get('args'))
+                desired = Desired(entry['name'], 'present', parallelism=spec.get('parallelism'),
                                   config=spec.get('config'), restore_from=entry['savepoint'], wait=True,
-                                  healthy_for=self.healthy_for)
+                                  healthy_for=self.healthy_for, **program)
                 outcome = self._run_job(desired)
             except FlinkError as exc:
                 failed.append('%s: %s' % (entry['name'], exc.msg))

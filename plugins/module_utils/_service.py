@@ -174,8 +174,9 @@ class FlinkJobs(object):
             self.client.capabilities = caps
         return caps
 
-    def cluster_config(self):
-        if self._cluster_config is None:
+    def cluster_config(self, fresh=False):
+        """The JobManager's configuration (``GET /jobmanager/config``), read once per run unless ``fresh``."""
+        if self._cluster_config is None or fresh:
             data = self.client.get('/jobmanager/config', 'read the cluster configuration', allow_404=True) or []
             self._cluster_config = dict((e.get('key'), e.get('value')) for e in (data if isinstance(data, list) else [])
                                         if isinstance(e, dict))
@@ -376,11 +377,8 @@ class FlinkJobs(object):
         args = body.get('programArgsList') or []
         if _python.JAR_PATH not in args:
             return body
-        data = self.client.get('/jobmanager/config', 'read where the JobManager keeps uploaded jars') or []
-        conf = dict((e.get('key'), e.get('value')) for e in (data if isinstance(data, list) else [])
-                    if isinstance(e, dict))
         try:
-            return dict(body, programArgsList=_python.resolve(args, jar_id, conf))
+            return dict(body, programArgsList=_python.resolve(args, jar_id, self.cluster_config(fresh=True)))
         except _python.PythonProgramError as exc:
             raise FlinkApiError('Cannot submit the PyFlink program: %s' % exc)
 

@@ -151,8 +151,3 @@ def check_statements(statements):
 def parse(text):
     """The checked statements of a SQL script (SqlError on a script that is not one SQL job)."""
     return check_statements(split_statements(text))
-
-
-def explain(statement):
-    """The statement that plans ``statement`` without running it (the runner's validate mode)."""
-    return 'EXPLAIN ' + statement

@@ -25,10 +25,12 @@ duplicate protection, savepoints and rollback. Its program is one small class,
             throw new IllegalStateException(VALIDATED);
     }
 
-``a[0]`` is the mode (``run``, or ``validate``: the module sends the last
-statement as ``EXPLAIN ...`` and the runner then throws, so Flink plans every
-statement and submits nothing); each further argument is one statement,
-base64 (UTF-8), in order. The Table API is reached by reflection, so the class
+``a[0]`` is the mode; each further argument is one statement, base64
+(UTF-8), in order. The module always sends ``run``: it has Flink plan new
+statements with ``POST /jars/<id>/plan`` (as for any jar) before an upgrade
+stops the running job. ``validate`` (the last statement given as ``EXPLAIN
+...``; the runner then throws, submitting nothing) plans statements through
+``/jars/<id>/run`` by hand, on a cluster whose ``/plan`` is not reachable. The Table API is reached by reflection, so the class
 needs no Flink jar to be built and links against every supported Flink line,
 whose ``lib/`` always holds the Table API.
 

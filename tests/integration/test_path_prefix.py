@@ -21,6 +21,7 @@ import requests
 
 from tests.harness.nginx import Nginx
 from tests.integration.conftest import EXAMPLE_CLASS, live_jobs
+from tests.integration.test_upgrade_transaction import flink_state
 
 PREFIX = '/flink/'
 # The harness's log format for a prefixed proxy: combined, then the upstream and its status.
@@ -56,18 +57,6 @@ def flink(cluster, path):
 
 def job_state(cluster, jid):
     return flink(cluster, '/jobs/%s' % jid)['state']
-
-
-def ended_state(cluster, jid, timeout=30):
-    """The state a job ended in. Flink answers ``GET /jobs/<id>`` from a cache (web.refresh-interval, 3 s by
-    default) while ``/jobs/overview`` is current: a job that has just ended may still read RUNNING there, so
-    poll until it reads as ended, for up to ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        state = job_state(cluster, jid)
-        if state in ('FINISHED', 'CANCELED', 'FAILED') or time.monotonic() >= end:
-            return state
-        time.sleep(0.5)
 
 
 def latest_savepoint(cluster, jid, timeout=30):
@@ -185,7 +174,7 @@ def test_flink_job_present_info_upgraded_absent(cluster, proxy, ansible, jar, ja
     assert not v2.failed, v2.output
     assert v2['changed'] and v2['action'] == 'upgraded' and v2['previous_job_id'] == v1['job_id'], v2.output
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [v2['job_id']] != [v1['job_id']]
-    assert ended_state(cluster, v1['job_id']) == 'FINISHED'  # stopped with a savepoint, not cancelled
+    assert flink_state(cluster.url, v1['job_id']) == 'FINISHED'  # stopped with a savepoint, not cancelled
     assert latest_savepoint(cluster, v1['job_id']).get('external_path') == v2['savepoint']
     assert restored_from(cluster, v2['job_id']) == (v2['savepoint'], True)
     entries = log.check(cluster, ('POST', '/jars/upload'), ('POST', '/jars/[^/]+/plan'),
@@ -203,7 +192,7 @@ def test_flink_job_present_info_upgraded_absent(cluster, proxy, ansible, jar, ja
     assert not gone.failed, gone.output
     assert gone['changed'] and gone['action'] == 'stopped' and gone['job_ids'] == [v2['job_id']], gone.output
     assert live_jobs(cluster.url, job_name) == []
-    assert ended_state(cluster, v2['job_id']) == 'FINISHED'
+    assert flink_state(cluster.url, v2['job_id']) == 'FINISHED'
     taken = latest_savepoint(cluster, v2['job_id'])
     assert taken.get('status') == 'COMPLETED' and taken.get('external_path') == gone['savepoint'], taken
     assert str(tmp_path / 'savepoints') in gone['savepoint'] and os.path.isdir(local_dir(gone['savepoint']))
@@ -260,7 +249,7 @@ def test_flink_job_handover_suspended_then_resumed(cluster, proxy, ansible, jar,
     assert [(j['job_id'], j['action']) for j in out['jobs']] == [(job['job_id'], 'stopped')], out['jobs']
     savepoint = out['jobs'][0]['savepoint']
     assert live_jobs(cluster.url) == []
-    assert ended_state(cluster, job['job_id']) == 'FINISHED'
+    assert flink_state(cluster.url, job['job_id']) == 'FINISHED'
     assert latest_savepoint(cluster, job['job_id']).get('external_path') == savepoint
     log.check(cluster, ('GET', '/jobs/overview'), ('POST', '/jobs/%s/stop' % job['job_id']))
 

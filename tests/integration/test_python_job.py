@@ -18,6 +18,7 @@ import requests
 
 from tests.harness.flinkdist import ensure_python_env
 from tests.integration.conftest import assert_one_instance_one_change, live_jobs
+from tests.integration.test_lifecycle import local, ok
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
 MAIN = '''import sys
@@ -78,17 +79,6 @@ def spec(url, name, path, python_env, **options):
             'config': {'python.client.executable': python_env, 'python.executable': python_env}}
     args.update(options)
     return args
-
-
-def ok(result, **expected):
-    assert not result.failed, result.output
-    for key, value in expected.items():
-        assert result.get(key) == value, (key, result.get(key), result.output)
-    return result
-
-
-def local(path):
-    return path.replace('file://', '').replace('file:', '')
 
 
 def records_through_the_udf(url, jid, timeout=60):

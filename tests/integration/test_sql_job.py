@@ -14,6 +14,7 @@ from tests.harness.faultproxy import FaultProxy
 from tests.integration.conftest import Watcher, assert_one_instance_one_change, live_jobs
 from tests.integration.test_ha_failover import current_leader, restore_killed
 from tests.integration.test_identity import record
+from tests.integration.test_lifecycle import local, ok
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
 SOURCE = ("CREATE TABLE orders (k INT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '%d', "
@@ -34,17 +35,6 @@ def spec(url, name, sql=None, **options):
             'healthy_for': 2}
     args.update(options)
     return args
-
-
-def ok(result, **expected):
-    assert not result.failed, result.output
-    for key, value in expected.items():
-        assert result.get(key) == value, (key, result.get(key), result.output)
-    return result
-
-
-def local(path):
-    return path.replace('file://', '').replace('file:', '')
 
 
 def statements(url, jid):

@@ -116,7 +116,7 @@ def flink_state(url, jid, timeout=30):
     end = time.monotonic() + timeout
     while True:
         state = requests.get(url + '/jobs/%s' % jid, timeout=10).json()['state']
-        if state in ('FINISHED', 'CANCELED', 'FAILED') or time.monotonic() >= end:
+        if state in TERMINAL or time.monotonic() >= end:
             return state
         time.sleep(0.5)
 

@@ -85,18 +85,25 @@ def _extract_sdist(path, dest):
                     shutil.copyfileobj(src, out)
 
 
+def _built_once(root, name, target, build):
+    """Run ``build(wheels)`` unless ``target`` is complete (holds MARKER): once, under a lock of its own in the cache
+    ``root``, so concurrent callers build it one time and the others wait for it. ``build`` marks it complete."""
+    if os.path.exists(os.path.join(target, MARKER)):
+        return
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, '.lock-%s' % name), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(target, MARKER)):
+            return
+        build(os.path.join(root, 'wheels'))
+
+
 def ensure_flink_home(version, cache=None, dest=None):
     """FLINK_HOME for ``version``: ``dest`` (default ``<cache>/flink-<version>``), built if missing."""
     root = cache or cache_root()
     home = dest or os.path.join(root, 'flink-%s' % version)
-    if os.path.exists(os.path.join(home, MARKER)):
-        return home
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, '.lock-flink-%s' % version), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(home, MARKER)):
-            return home
-        wheels = os.path.join(root, 'wheels')
+
+    def build(wheels):
         _download(version, wheels)
         parent = os.path.dirname(os.path.abspath(home))
         os.makedirs(parent, exist_ok=True)
@@ -121,6 +128,8 @@ def ensure_flink_home(version, cache=None, dest=None):
         finally:
             if os.path.exists(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    _built_once(root, 'flink-%s' % version, home, build)
     return home
 
 
@@ -131,14 +140,8 @@ def ensure_python_env(version, cache=None, dest=None):
     root = cache or cache_root()
     env = dest or os.path.join(root, 'pyflink-%s' % version)
     python = os.path.join(env, 'bin', 'python')
-    if os.path.exists(os.path.join(env, MARKER)):
-        return python
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, '.lock-pyflink-%s' % version), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(env, MARKER)):
-            return python
-        wheels = os.path.join(root, 'wheels')
+
+    def build(wheels):
         _download(version, wheels)
         if os.path.exists(env):
             shutil.rmtree(env)
@@ -147,6 +150,8 @@ def ensure_python_env(version, cache=None, dest=None):
         subprocess.check_call([python, '-m', 'pip', 'install', '--disable-pip-version-check', '-q',
                                '--find-links', wheels, 'apache-flink==%s' % version])
         open(os.path.join(env, MARKER), 'w').close()
+
+    _built_once(root, 'pyflink-%s' % version, env, build)
     return python
 
 
