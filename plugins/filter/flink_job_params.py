@@ -61,11 +61,9 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from ansible_collections.flinkops.flink.plugins.module_utils import _job_spec
-    from ansible_collections.flinkops.flink.plugins.module_utils import _common
 except ImportError:
-    # Loaded by file path (the way the test harness loads flink_config.py): take the module_utils files next to
-    # this one, so there is still one implementation. _job_spec imports nothing; _common imports its siblings
-    # through ansible_collections, so connection options need the collection importable.
+    # Loaded by file path (the way the test harness loads flink_config.py): take the module_utils file next to
+    # this one, so there is still one implementation (_job_spec imports nothing of the collection).
     import importlib.util
     import os
 
@@ -77,7 +75,6 @@ except ImportError:
         return module
 
     _job_spec = _load('_job_spec')
-    _common = _load('_common')
 
 # A job's own time budget. It is a connection option of every module, and each job may set its own.
 JOB_CONNECTION_OPTIONS = ('wait_timeout',)
@@ -86,14 +83,14 @@ JOB_CONNECTION_OPTIONS = ('wait_timeout',)
 def job_options():
     """The keys a job (and the defaults) may carry: flink_job's own options and their aliases, and wait_timeout."""
     names = _job_spec.option_names(_job_spec.job_argument_spec())
-    connection = _common.connection_argument_spec()
+    connection = _job_spec.connection_argument_spec()
     names.update(o for o in JOB_CONNECTION_OPTIONS if o in connection)
     return names
 
 
 def connection_options():
     """The keys the connection options may carry: flink_job's connection options and their aliases, except url."""
-    spec = _common.connection_argument_spec()
+    spec = _job_spec.connection_argument_spec()
     spec.pop('url', None)
     return _job_spec.option_names(spec)
 

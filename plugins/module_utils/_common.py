@@ -5,7 +5,7 @@
 # This module_utils is PRIVATE to the flinkops.flink collection. It may change
 # without notice; do not import it from other collections.
 
-"""Connection options shared by every module (mirrors doc_fragments/connection.py)."""
+"""What every module shares: the connection options (defined in _job_spec), the client, the error handling."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,36 +13,18 @@ __metaclass__ = type
 
 import traceback
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     Deadline,
     FlinkClient,
     FlinkError,
 )
+from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import connection_argument_spec  # noqa: F401
 from ansible_collections.flinkops.flink.plugins.module_utils._config import (
     ConfigError,
     flatten,
     is_sensitive,
     render_value,
 )
-
-DEFAULT_WAIT_TIMEOUT = 120
-
-
-def connection_argument_spec():
-    return dict(
-        url=dict(type='list', elements='str', fallback=(env_fallback, ['FLINK_URL'])),
-        validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['FLINK_VALIDATE_CERTS'])),
-        ca_path=dict(type='path', fallback=(env_fallback, ['FLINK_CA_PATH'])),
-        client_cert=dict(type='path', fallback=(env_fallback, ['FLINK_CLIENT_CERT'])),
-        client_key=dict(type='path', no_log=False, fallback=(env_fallback, ['FLINK_CLIENT_KEY'])),
-        url_username=dict(type='str', aliases=['username'], fallback=(env_fallback, ['FLINK_USERNAME'])),
-        url_password=dict(type='str', aliases=['password'], no_log=True, fallback=(env_fallback, ['FLINK_PASSWORD'])),
-        headers=dict(type='dict', no_log=True),
-        request_timeout=dict(type='float', default=10.0),
-        wait_timeout=dict(type='int', default=DEFAULT_WAIT_TIMEOUT),
-    )
 
 
 def hide_sensitive_values(module, config):

@@ -5,16 +5,37 @@
 # This module_utils is PRIVATE to the flinkops.flink collection. It may change
 # without notice; do not import it from other collections.
 
-"""flink_job's own options (without the connection options of ``_common.connection_argument_spec``).
+"""flink_job's own options, and the connection options every module shares.
 
-One definition for the ``flink_job`` module and the ``flink_job_params`` filter that
-the ``flink_jobs`` role checks and builds its module calls with. This file imports
-nothing from the collection, so the filter can load it by file path as well.
+One definition for the modules and the ``flink_job_params`` filter that the
+``flink_jobs`` role checks and builds its module calls with. This file imports
+nothing from the collection (so the filter can load it by file path as well, and
+the controller does not import the REST client to template a task's arguments).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+from ansible.module_utils.basic import env_fallback
+
+DEFAULT_WAIT_TIMEOUT = 120
+
+
+def connection_argument_spec():
+    """The connection options of every module (mirrors doc_fragments/connection.py; a new dict on every call)."""
+    return dict(
+        url=dict(type='list', elements='str', fallback=(env_fallback, ['FLINK_URL'])),
+        validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['FLINK_VALIDATE_CERTS'])),
+        ca_path=dict(type='path', fallback=(env_fallback, ['FLINK_CA_PATH'])),
+        client_cert=dict(type='path', fallback=(env_fallback, ['FLINK_CLIENT_CERT'])),
+        client_key=dict(type='path', no_log=False, fallback=(env_fallback, ['FLINK_CLIENT_KEY'])),
+        url_username=dict(type='str', aliases=['username'], fallback=(env_fallback, ['FLINK_USERNAME'])),
+        url_password=dict(type='str', aliases=['password'], no_log=True, fallback=(env_fallback, ['FLINK_PASSWORD'])),
+        headers=dict(type='dict', no_log=True),
+        request_timeout=dict(type='float', default=10.0),
+        wait_timeout=dict(type='int', default=DEFAULT_WAIT_TIMEOUT),
+    )
 
 
 def job_argument_spec():

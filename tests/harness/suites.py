@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from xml.etree import ElementTree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IT = 'tests/integration'
@@ -194,9 +195,9 @@ def main(argv=None):
     for t in threads:
         t.join()
     runs = [r for stream in streams for r in stream]
-    for run in runs:
-        if run.rc is None:
-            continue
+    # The logs of failed runs last, and their failing tests in the summary: a CI console that keeps only the tail
+    # of the output still shows what failed and why.
+    for run in sorted((r for r in runs if r.rc is not None), key=lambda r: r.rc != 0):
         print('=== %s (%s) ===' % (run.name, os.path.join('build', 'it', run.name + '.log')))
         with open(os.path.join(log_dir, '%s.log' % run.name), errors='replace') as f:
             sys.stdout.write(f.read())
@@ -204,7 +205,25 @@ def main(argv=None):
     for run in runs:
         state = 'not run' if run.rc is None else 'passed' if run.rc == 0 else 'FAILED (exit %s)' % run.rc
         print('%-45s %s after %4d s' % (run.name, state, run.seconds or 0))
+        if run.rc:
+            for case, message in failures(os.path.join(junit_dir, '%s.xml' % run.name)):
+                print('    %s: %s' % (case, message))
     return 0 if all(r.rc == 0 for r in runs) else 1
+
+
+def failures(junit):
+    """(test id, first line of its message) of each failed or erroring test case in a JUnit XML file."""
+    try:
+        tree = ElementTree.parse(junit)
+    except (OSError, ElementTree.ParseError):
+        return []
+    found = []
+    for case in tree.iter('testcase'):
+        for bad in list(case.findall('failure')) + list(case.findall('error')):
+            message = (bad.get('message') or bad.text or '').strip().splitlines()
+            found.append(('%s::%s' % (case.get('classname', ''), case.get('name', '')),
+                          (message[0] if message else bad.tag)[:300]))
+    return found
 
 
 if __name__ == '__main__':
