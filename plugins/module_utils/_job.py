@@ -59,6 +59,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _upgrade
 from ansible_collections.flinkops.flink.plugins.module_utils._upgrade import UpgradeTransaction
 from ansible_collections.flinkops.flink.plugins.module_utils._health import HealthGate, NotHealthy
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL, WaitTimeout, wait_for
+from ansible_collections.flinkops.flink.plugins.module_utils._python import DRIVER_CLASS as PYTHON_DRIVER
 
 # How often one run may observe and plan again after another run acted in between.
 MAX_REPLANS = 8
@@ -633,6 +634,8 @@ class JobReconciler(object):
                     raise FlinkApiError('Could not start job %r: %s' % (name, exc.cause or exc.msg),
                                         status=exc.status, cause=exc.cause or exc.msg)
                 self._floor = max(self._floor, generation + 1)
+                if body.get('entryClass') == PYTHON_DRIVER:
+                    self._check_python_record(jid, record)
                 return Submitted('accepted', jid, generation, refused)
             # Refused as a duplicate: whose is it?
             self._floor = max(self._floor, generation + 1)
@@ -678,6 +681,30 @@ class JobReconciler(object):
             if view is None or not is_live(view) or self.deadline.now() >= end:
                 return False
             self._sleep(POLL_INTERVAL)
+
+    def _check_python_record(self, jid, record):
+        """After Flink accepted this run's PyFlink program as job ``jid``: the job must carry this run's record.
+
+        Flink builds a PyFlink job with the JVM-wide execution context of the JobManager's latest program call
+        (_program_gate). A program call from another host at the same moment can so give this run's program that
+        call's settings. Then the job's record, and so every later run's view of it, would describe another
+        program: fail loudly instead.
+        """
+        end = min(self.deadline.now() + LOST_ANSWER_GRACE_S, self.deadline.end)
+        while True:
+            theirs = self.api.record(jid)
+            if theirs is not None or self.deadline.now() >= end:
+                break
+            self._sleep(POLL_INTERVAL)
+        if theirs is None or theirs.salt == record.salt:
+            return
+        raise FlinkApiError(
+            'Flink started job %r (id %s) with the settings of another program call that reached the JobManager at '
+            'the same moment (a PyFlink program reads the JobManager\'s JVM-wide execution context; see the README, '
+            'PyFlink jobs): the job runs this run\'s program, but its record describes %s. One instance runs; '
+            'nothing was stopped. Run again with state=upgraded to put the declared version in place under its own '
+            'record, and submit PyFlink programs to this cluster from one host at a time.'
+            % (self.desired.name, jid, 'spec %s' % theirs.spec.digest() if theirs.spec is not None else 'another job'))
 
     def _pause(self, why):
         if self.deadline.expired():

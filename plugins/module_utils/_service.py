@@ -17,7 +17,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import threading
 import time
 
 from ansible_collections.flinkops.flink.plugins.module_utils._api import (
@@ -30,9 +29,8 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _capabilitie
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils import _python
 from ansible_collections.flinkops.flink.plugins.module_utils._model import is_live, job_view
+from ansible_collections.flinkops.flink.plugins.module_utils._program_gate import GateTimeout, program_gate
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
-
-_PYTHON_PROGRAMS = threading.Lock()
 
 
 class FlinkUnsupportedVersion(FlinkError):
@@ -392,12 +390,19 @@ class FlinkJobs(object):
         return _python.last_traceback(log or '', jar_id)
 
     def _program_call(self, jar_id, body, call):
-        if body.get('entryClass') != _python.DRIVER_CLASS:
-            return call(body)
-        # One PyFlink program at a time from this process: Flink builds them through its Python gateway, on
-        # threads that share one JVM-wide execution context (see the README, PyFlink jobs).
-        with _PYTHON_PROGRAMS:
-            return self._python_call(jar_id, body, call)
+        # A PyFlink program alone, other programs side by side, on this host (_program_gate: Flink builds a PyFlink
+        # job through its Python gateway, on threads that read the JVM-wide execution context of the last program
+        # call; see the README, PyFlink jobs).
+        python = body.get('entryClass') == _python.DRIVER_CLASS
+        deadline = self.client.deadline
+        try:
+            with program_gate(python, deadline.remaining, sleep=self._sleep):
+                return self._python_call(jar_id, body, call) if python else call(body)
+        except GateTimeout:
+            raise FlinkApiError('Could not %s within %s: another run on this host kept submitting %s the whole time '
+                                '(a PyFlink program is submitted alone; see the README, PyFlink jobs)'
+                                % ('run the PyFlink program' if python else 'run the program', deadline.describe(),
+                                   'programs' if python else 'a PyFlink program'))
 
     def _python_call(self, jar_id, body, call):
         try:

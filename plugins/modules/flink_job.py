@@ -120,6 +120,12 @@ options:
         named by C(python.client.executable) (the JobManager runs the program's C(main) with it) and
         C(python.executable) (the TaskManagers run Python functions with it). The P(flinkops.flink.flink_cluster#role)
         role provides both with C(flink_cluster_python: true)."
+      - "Flink builds a PyFlink job with the JobManager's JVM-wide execution context, which every program call sets.
+        So a PyFlink program is submitted alone: every program call of this collection on the host where the module
+        runs passes a lock file in the temporary directory (C(flinkops.flink-programs.lock)); a PyFlink call waits,
+        within O(wait_timeout), until no other is in flight. Calls from other hosts cannot be held back: when Flink
+        gave the job another call's settings, the task fails, naming the job (one instance runs, nothing is
+        stopped); run again with O(state=upgraded)."
       - Mutually exclusive with O(jar), O(sql), O(sql_file) and O(entry_class). O(args) are the program's arguments.
     type: path
     version_added: 0.2.0

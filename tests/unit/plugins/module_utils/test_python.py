@@ -176,3 +176,25 @@ def test_the_python_reason_is_read_from_what_pythondriver_logged():
     assert py.last_traceback(LOG, 'OTHER_prog.jar').startswith("KeyError: 'other run'")
     assert py.last_traceback(LOG, 'unknown').startswith('ValueError: no bucket for you')    # the last one
     assert py.last_traceback('nothing logged by PythonDriver\n', 'x') is None
+
+
+def test_a_pyflink_job_that_flink_gave_another_calls_settings_fails_loudly(script, tmp_path):
+    # Another host's program call at the same moment: Flink builds this run's program with that call's settings,
+    # so the job carries the other run's record (same name, same id). This run must not report a clean start.
+    other_client, other_flink, other_clock = _fake()
+    other = tmp_path / 'other.py'
+    other.write_text(open(script).read() + '\n# another version\n')
+    JobReconciler(other_client, model.Desired('clicks', 'present', python=str(other), healthy_for=0),
+                  sleep=other_clock.sleep).run()
+    their_conf = other_flink.bodies[gen_id('clicks', 0)]['flinkConfiguration']
+    client, flink, clock = _fake()
+
+    def swap(body):
+        body['flinkConfiguration'] = dict(their_conf)
+        return False
+    flink.on_run.append((swap, ()))
+    d = model.Desired('clicks', 'present', python=script, healthy_for=0)
+    with pytest.raises(api.FlinkError, match='with the settings of another program call') as failed:
+        JobReconciler(client, d, sleep=clock.sleep).run()
+    assert 'One instance runs; nothing was stopped' in failed.value.msg
+    assert [j for j in flink.jobs if flink.jobs[j]['state'] == 'RUNNING'] == [gen_id('clicks', 0)]
