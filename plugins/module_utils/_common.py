@@ -18,7 +18,8 @@ from ansible_collections.flinkops.flink.plugins.module_utils._api import (
     FlinkClient,
     FlinkError,
 )
-from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import connection_argument_spec  # noqa: F401
+# Re-exported: every module takes its connection options from here, with the client built from them.
+from ansible_collections.flinkops.flink.plugins.module_utils._job_spec import connection_argument_spec  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.flinkops.flink.plugins.module_utils._config import (
     ConfigError,
     flatten,
