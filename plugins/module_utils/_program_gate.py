@@ -16,11 +16,13 @@ last. Two program calls at the same moment can so give a PyFlink program another
 call's settings, its job id and record included.
 
 Every program call of this collection passes this gate: a PyFlink program alone
-(an exclusive ``flock``), any other program next to others (a shared one). The
-lock file lives in the host's temporary directory, so the gate holds between
-the threads of one run and between runs on one host. Runs on different hosts
-are not covered: the reconciler checks after each PyFlink submission that the
-job carries its own record, and fails loudly when it does not.
+(an exclusive ``flock``), any other program next to others (a shared one). There
+is one gate per cluster, a lock file in the host's temporary directory named
+after the cluster's REST URLs, so the gate holds between the threads of one run
+and between runs on one host, and clusters never wait for each other. Runs on
+different hosts (or naming the cluster by other URLs) are not covered: the
+reconciler checks after each PyFlink submission that the job carries its own
+record, and fails loudly when it does not.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,6 +30,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import hashlib
 import os
 import tempfile
 import threading
@@ -39,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - modules run on POSIX hosts
     fcntl = None
 
-LOCK_NAME = 'flinkops.flink-programs.lock'
+LOCK_PREFIX = 'flinkops.flink-programs-'
 POLL_S = 0.2
 
 # When the lock file cannot be opened (another user's file in a sticky directory), the threads of this run still
@@ -51,8 +54,11 @@ class GateTimeout(Exception):
     pass
 
 
-def lock_path():
-    return os.path.join(tempfile.gettempdir(), LOCK_NAME)
+def lock_path(urls):
+    """The lock file of the cluster behind ``urls`` (their order does not matter)."""
+    key = '\n'.join(sorted(u.rstrip('/') for u in urls))
+    digest = hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), '%s%s.lock' % (LOCK_PREFIX, digest))
 
 
 def _open(path):
@@ -78,12 +84,11 @@ def _open(path):
 
 
 @contextmanager
-def program_gate(exclusive, remaining, sleep=time.sleep, path=None):
-    """Hold the gate (``exclusive`` for a PyFlink program) while the block runs.
-
-    ``remaining()`` is the time left to wait, in seconds; GateTimeout when it runs out first.
+def program_gate(exclusive, remaining, path, sleep=time.sleep):
+    """Hold the gate of lock file ``path`` (``lock_path(urls)``), ``exclusive`` for a PyFlink program, while the
+    block runs. ``remaining()`` is the time left to wait, in seconds; GateTimeout when it runs out first.
     """
-    fd = _open(path or lock_path()) if fcntl is not None else None
+    fd = _open(path) if fcntl is not None else None
     if fd is None:
         if not exclusive:
             yield

@@ -29,7 +29,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils import _capabilitie
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils import _python
 from ansible_collections.flinkops.flink.plugins.module_utils._model import is_live, job_view
-from ansible_collections.flinkops.flink.plugins.module_utils._program_gate import GateTimeout, program_gate
+from ansible_collections.flinkops.flink.plugins.module_utils._program_gate import GateTimeout, lock_path, program_gate
 from ansible_collections.flinkops.flink.plugins.module_utils._waiter import POLL_INTERVAL
 
 
@@ -390,13 +390,13 @@ class FlinkJobs(object):
         return _python.last_traceback(log or '', jar_id)
 
     def _program_call(self, jar_id, body, call):
-        # A PyFlink program alone, other programs side by side, on this host (_program_gate: Flink builds a PyFlink
+        # A PyFlink program alone, other programs side by side, per cluster on this host (_program_gate: Flink builds a PyFlink
         # job through its Python gateway, on threads that read the JVM-wide execution context of the last program
         # call; see the README, PyFlink jobs).
         python = body.get('entryClass') == _python.DRIVER_CLASS
         deadline = self.client.deadline
         try:
-            with program_gate(python, deadline.remaining, sleep=self._sleep):
+            with program_gate(python, deadline.remaining, lock_path(self.client.urls), sleep=self._sleep):
                 return self._python_call(jar_id, body, call) if python else call(body)
         except GateTimeout:
             raise FlinkApiError('Could not %s within %s: another run on this host kept submitting %s the whole time '

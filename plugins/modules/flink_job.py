@@ -122,9 +122,9 @@ options:
         role provides both with C(flink_cluster_python: true)."
       - "Flink builds a PyFlink job with the JobManager's JVM-wide execution context, which every program call sets.
         So a PyFlink program is submitted alone: every program call of this collection on the host where the module
-        runs passes a lock file in the temporary directory (C(flinkops.flink-programs.lock)); a PyFlink call waits,
-        within O(wait_timeout), until no other is in flight. Calls from other hosts cannot be held back: when Flink
-        gave the job another call's settings, the task fails, naming the job (one instance runs, nothing is
+        runs passes a lock file of the cluster (named after its O(url)s) in the temporary directory; a PyFlink call
+        waits, within O(wait_timeout), until no other is in flight. Calls from other hosts cannot be held back: when
+        Flink gave the job another call's settings, the task fails, naming the job (one instance runs, nothing is
         stopped); run again with O(state=upgraded)."
       - Mutually exclusive with O(jar), O(sql), O(sql_file) and O(entry_class). O(args) are the program's arguments.
     type: path

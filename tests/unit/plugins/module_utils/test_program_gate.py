@@ -35,7 +35,7 @@ def overlapping(lock, kinds, hold=0.3):
     inside, most, guard = [0], [0], threading.Lock()
 
     def one(exclusive):
-        with gate.program_gate(exclusive, forever, path=lock):
+        with gate.program_gate(exclusive, forever, lock):
             with guard:
                 inside[0] += 1
                 most[0] = max(most[0], inside[0])
@@ -61,7 +61,7 @@ def test_an_exclusive_holder_is_alone(lock):
     events, guard = [], threading.Lock()
 
     def one(exclusive, name):
-        with gate.program_gate(exclusive, forever, path=lock):
+        with gate.program_gate(exclusive, forever, lock):
             with guard:
                 events.append(('in', name))
             time.sleep(0.2)
@@ -90,16 +90,16 @@ def test_the_gate_holds_across_processes_and_times_out(lock):
         'time.sleep(30)\n'), lock], stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == b'held'
-        with gate.program_gate(False, forever, path=lock):   # shared next to shared
+        with gate.program_gate(False, forever, lock):   # shared next to shared
             pass
         end = time.monotonic() + 0.6
         with pytest.raises(gate.GateTimeout):
-            with gate.program_gate(True, lambda: end - time.monotonic(), path=lock):
+            with gate.program_gate(True, lambda: end - time.monotonic(), lock):
                 pytest.fail('an exclusive holder got in next to another process\'s shared hold')
     finally:
         holder.kill()
         holder.wait()
-    with gate.program_gate(True, forever, path=lock):   # released with the process
+    with gate.program_gate(True, forever, lock):   # released with the process
         pass
 
 
@@ -111,6 +111,13 @@ def test_a_lock_file_that_cannot_be_opened_still_serializes_this_runs_pyflink_pr
 
 
 def test_the_lock_file_is_created_readable_for_every_user(lock):
-    with gate.program_gate(False, forever, path=lock):
+    with gate.program_gate(False, forever, lock):
         pass
     assert oct(os.stat(lock).st_mode & 0o777) == oct(0o644)
+
+
+def test_one_gate_per_cluster_whatever_the_order_of_its_urls():
+    a = gate.lock_path(['http://jm1:8081', 'http://jm2:8081/'])
+    assert a == gate.lock_path(['http://jm2:8081', 'http://jm1:8081'])
+    assert a != gate.lock_path(['http://jm1:8081'])
+    assert os.path.basename(a).startswith(gate.LOCK_PREFIX) and a.endswith('.lock')
