@@ -155,7 +155,14 @@ class FleetReconciler(object):
         unplanned = [m for m in members if m.error is not None]
         if unplanned:
             raise FleetFailed(self._unplanned_message(unplanned, members), self._result(members, planned_only=True))
-        run_bounded(members, lambda _slot, m: self._act(m), self.max_parallel)
+        # A job with nothing to do sends no request: its result is made here, without a thread of its own.
+        acting = []
+        for member in members:
+            if self._nothing_to_send(member):
+                self._act(member)
+            else:
+                acting.append(member)
+        run_bounded(acting, lambda _slot, m: self._act(m), self.max_parallel)
         if not self.check_mode:
             self._clean_jars(members)
         result = self._result(members)
@@ -215,6 +222,12 @@ class FleetReconciler(object):
             member.error = (msg, dict(getattr(exc, 'result', None) or {}))
         except Exception as exc:  # pylint: disable=broad-except
             member.error = self._unexpected(exc)
+
+    @staticmethod
+    def _nothing_to_send(member):
+        """True for a planned no-op that waits for nothing (its result comes from the observation alone)."""
+        the_plan = member.prepared[1]
+        return the_plan.action == 'none' and not the_plan.wait_for
 
     def _act(self, member):
         rec = member.reconciler

@@ -58,8 +58,18 @@ def sha256_file(path, chunk=1 << 20):
     return h.hexdigest()
 
 
+_NAME_HASHES = {}
+
+
 def name_hash(name):
-    return hashlib.sha256(b'flinkops.flink/job-name\x00' + name.encode('utf-8')).hexdigest()[:NAME_HASH_LEN]
+    """The job-id prefix of every instance of the job called ``name`` (remembered: a set compares each of its
+    names with every job of the cluster)."""
+    known = _NAME_HASHES.get(name)
+    if known is None:
+        known = hashlib.sha256(b'flinkops.flink/job-name\x00' + name.encode('utf-8')).hexdigest()[:NAME_HASH_LEN]
+        if len(_NAME_HASHES) < 4096:
+            _NAME_HASHES[name] = known
+    return known
 
 
 def job_id(name, generation=0):

@@ -96,6 +96,22 @@ def test_a_noop_set_reads_the_job_list_once_and_each_live_record_once(jar):
     assert again['diff'] == [] and again['pruned'] == []
 
 
+def test_only_the_jobs_that_act_take_a_worker_and_a_noop_job_waits_for_none(jar, monkeypatch):
+    s = JobSet()
+    s.run(jobs_of(jar, ['a', 'b']), scope='team')
+    handed = []
+    real = fleet.run_bounded
+
+    def recording(items, func, max_parallel):
+        handed.append([m.name for m in items if isinstance(m, fleet.Member)])
+        return real(items, func, max_parallel)
+    monkeypatch.setattr(fleet, 'run_bounded', recording)
+    again = s.run(jobs_of(jar, ['a', 'b', 'c']), scope='team')
+    assert [j['action'] for j in again['jobs']] == ['none', 'none', 'submitted']
+    # planning: every job; acting: only c (a and b are answered from the observation)
+    assert handed == [['a', 'b', 'c'], ['c']]
+
+
 def test_every_job_of_the_set_records_the_scope(jar):
     s = JobSet()
     s.run(jobs_of(jar, ['a']), scope='team')
