@@ -8,19 +8,31 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    from ansible_collections.flinkops.flink.plugins.module_utils import _cluster_conf
-except ImportError:
-    # Loaded by file path (the test harness does so, outside any collection path):
-    # take the module_utils file next to this one, so there is still one implementation.
-    import importlib.util
-    import os
+_LOADED = []
 
-    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils',
-                         '_cluster_conf.py')
-    _spec = importlib.util.spec_from_file_location('flinkops_flink_module_utils_cluster_conf', _path)
-    _cluster_conf = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_cluster_conf)
+
+def _impl():
+    """``plugins/module_utils/_cluster_conf.py``, imported on first use.
+
+    Ansible imports every filter file of a collection to find any one filter by its
+    name, so importing this file must cost next to nothing.
+    """
+    if not _LOADED:
+        try:
+            from ansible_collections.flinkops.flink.plugins.module_utils import _cluster_conf as impl
+        except ImportError:
+            # Loaded by file path (the test harness does so, outside any collection path):
+            # take the module_utils file next to this one, so there is still one implementation.
+            import importlib.util
+            import os
+
+            path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils',
+                                '_cluster_conf.py')
+            spec = importlib.util.spec_from_file_location('flinkops_flink_module_utils_cluster_conf', path)
+            impl = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(impl)
+        _LOADED.append(impl)
+    return _LOADED[0]
 
 
 def flink_cluster_process_conf(base, settings):
@@ -59,9 +71,10 @@ def flink_cluster_process_conf(base, settings):
     ``plugins/module_utils/_cluster_conf.py`` for what goes into each. Invalid or
     missing settings raise AnsibleFilterError.
     """
+    impl = _impl()
     try:
-        return _cluster_conf.process_conf(base, settings)
-    except _cluster_conf.SettingsError as exc:
+        return impl.process_conf(base, settings)
+    except impl.SettingsError as exc:
         raise AnsibleFilterError('flink_cluster_process_conf: %s' % exc)
 
 
@@ -74,17 +87,19 @@ def flink_to_legacy_conf(conf):
     (a ``#`` or a line break in a value, a null) raises AnsibleFilterError naming the
     key; see ``plugins/module_utils/_cluster_conf.py`` (``legacy_text``).
     """
+    impl = _impl()
     try:
-        return _cluster_conf.legacy_text(conf)
-    except _cluster_conf.LegacyConfError as exc:
+        return impl.legacy_text(conf)
+    except impl.LegacyConfError as exc:
         raise AnsibleFilterError('flink_to_legacy_conf: %s' % exc)
 
 
 def flink_from_legacy_conf(text):
     """The text of a ``flink-conf.yaml`` as Flink 1.18 reads it: a flat dict of strings."""
+    impl = _impl()
     try:
-        return _cluster_conf.parse_legacy(text)
-    except _cluster_conf.LegacyConfError as exc:
+        return impl.parse_legacy(text)
+    except impl.LegacyConfError as exc:
         raise AnsibleFilterError('flink_from_legacy_conf: %s' % exc)
 
 

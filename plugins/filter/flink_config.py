@@ -8,18 +8,31 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    from ansible_collections.flinkops.flink.plugins.module_utils import _config
-except ImportError:
-    # Loaded by file path (the test harness does so, outside any collection path):
-    # take the module_utils file next to this one, so there is still one implementation.
-    import importlib.util
-    import os
+_LOADED = []
 
-    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils', '_config.py')
-    _spec = importlib.util.spec_from_file_location('flinkops_flink_module_utils_config', _path)
-    _config = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_config)
+
+def _impl():
+    """``plugins/module_utils/_config.py``, imported on first use.
+
+    Ansible imports every filter file of a collection to find any one filter by its
+    name, so importing this file must cost next to nothing.
+    """
+    if not _LOADED:
+        try:
+            from ansible_collections.flinkops.flink.plugins.module_utils import _config as impl
+        except ImportError:
+            # Loaded by file path (the test harness does so, outside any collection path):
+            # take the module_utils file next to this one, so there is still one implementation.
+            import importlib.util
+            import os
+
+            path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils',
+                                '_config.py')
+            spec = importlib.util.spec_from_file_location('flinkops_flink_module_utils_config', path)
+            impl = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(impl)
+        _LOADED.append(impl)
+    return _LOADED[0]
 
 
 def flink_flatten_config(data, prefix=''):
@@ -28,9 +41,10 @@ def flink_flatten_config(data, prefix=''):
         return {}
     if not isinstance(data, dict):
         raise AnsibleFilterError('flink_flatten_config expects a dictionary, got %s' % type(data).__name__)
+    impl = _impl()
     try:
-        return _config.flatten(data, prefix)
-    except _config.ConfigError as exc:
+        return impl.flatten(data, prefix)
+    except impl.ConfigError as exc:
         raise AnsibleFilterError('flink_flatten_config: %s' % exc)
 
 

@@ -432,7 +432,7 @@ def test_filter_loads_by_file_path_outside_a_collection_path(tmp_path):
         'spec = importlib.util.spec_from_file_location("f", sys.argv[1])\n'
         'm = importlib.util.module_from_spec(spec)\n'
         'spec.loader.exec_module(m)\n'
-        'assert m._cluster_conf.__name__ == "flinkops_flink_module_utils_cluster_conf"\n'
+        'assert m._impl().__name__ == "flinkops_flink_module_utils_cluster_conf"\n'
         'print(json.dumps(m.flink_cluster_process_conf({"env.java.opts.all": "-X"}, json.loads(sys.argv[2])),'
         ' sort_keys=True))\n'
     )
@@ -442,3 +442,24 @@ def test_filter_loads_by_file_path_outside_a_collection_path(tmp_path):
                          env=dict(os.environ, PYTHONPATH=''), check=False, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == flink_cluster_process_conf({'env.java.opts.all': '-X'}, given)
+
+
+def test_importing_a_filter_file_imports_no_module_utils():
+    # Ansible imports every filter file of the collection to find any one filter (flink_jobs' flink_job_params):
+    # the files whose module_utils are large import them on first use only.
+    script = (
+        'import sys\n'
+        'import ansible_collections.flinkops.flink.plugins.filter.flink_cluster_conf as a\n'
+        'import ansible_collections.flinkops.flink.plugins.filter.flink_config as b\n'
+        'mu = "ansible_collections.flinkops.flink.plugins.module_utils."\n'
+        'assert mu + "_cluster_conf" not in sys.modules and mu + "_config" not in sys.modules\n'
+        'assert b.flink_flatten_config({"a": {"b": 1}}) == {"a.b": 1}\n'
+        'assert mu + "_config" in sys.modules and mu + "_cluster_conf" not in sys.modules\n'
+        'assert a.flink_from_legacy_conf("x: 1") == {"x": "1"}\n'
+        'assert mu + "_cluster_conf" in sys.modules\n'
+        'print("ok")\n'
+    )
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=False, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'ok'
