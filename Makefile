@@ -110,14 +110,21 @@ test: sanity unit lint venv collection
 # The ansible-core of .venv (tests/requirements.txt), under which the whole suite runs.
 MAIN_CORE := 2.19
 
-matrix: unit lint sanity-cores core-venvs
-	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --every-line --jobs $(INTEGRATION_JOBS)
+# A failed step does not stop the others (hours of runs should end with the whole table); make matrix fails at
+# the end if any step failed, and the table names the runs that did.
+matrix: unit lint core-venvs
+	@rc=0; \
+	$(MAKE) sanity-cores || rc=1; \
+	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --every-line \
+	  --jobs $(INTEGRATION_JOBS) || rc=1; \
 	$(VPY) -m tests.harness.suites --lifecycle $(firstword $(ALL_FLINK_VERSIONS)) \
 	  --lifecycle $(lastword $(ALL_FLINK_VERSIONS)) \
 	  $(foreach v,$(filter-out $(MAIN_CORE),$(ANSIBLE_CORE_VERSIONS)),--core $(CORE_VENVS)/core-$(v)/bin/python) \
-	  --jobs $(INTEGRATION_JOBS)
-	$(MAKE) roles
-	$(VPY) -m tests.harness.support --readme README.md
+	  --jobs $(INTEGRATION_JOBS) || rc=1; \
+	$(MAKE) roles || rc=1; \
+	$(VPY) -m tests.harness.support --readme README.md; \
+	[ $$rc = 0 ] || { echo "=== make matrix: a step failed (above); the README's support table names the runs" >&2; \
+	  exit 1; }
 
 # The README's support table from the results in build/support (make matrix does this at its end).
 support-table: venv
