@@ -112,7 +112,6 @@ def flink_failures(url, jid, wanted=None, timeout=60):
         time.sleep(1)
 
 
-
 def crash_recorded(cluster, jid, wanted='--fail-after', timeout=60):
     """Where Flink itself recorded that job ``jid`` failed with ``wanted`` in its failure: the exception history,
     or else the JobManager's log. Up to Flink 1.19 a failure enters the exception history only when the restart it
@@ -139,6 +138,7 @@ def crash_recorded(cluster, jid, wanted='--fail-after', timeout=60):
         if time.monotonic() >= end:
             return None
         time.sleep(1)
+
 
 def flink_state(url, jid, timeout=30):
     """The state a job ended in: ``GET /jobs/<id>`` is answered from a cache of a few seconds, so a job that has
