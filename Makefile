@@ -111,17 +111,26 @@ test: sanity unit lint venv collection
 MAIN_CORE := 2.19
 
 # A failed step does not stop the others (hours of runs should end with the whole table); make matrix fails at
-# the end if any step failed, and the table names the runs that did.
+# the end if any step failed, and the table names the runs that did. Every result records the commit it ran at:
+# `make matrix RESUME=1` keeps each one that passed at the commit the work tree is at (no tracked file changed)
+# and runs the rest, so a matrix interrupted after hours goes on where it stopped.
+RESUME ?=
+MOLECULE_WHAT := role scenarios (molecule: $(MOLECULE_SCENARIOS))
+
 matrix: unit lint core-venvs
 	@rc=0; \
 	$(MAKE) sanity-cores || rc=1; \
 	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --every-line \
-	  --jobs $(INTEGRATION_JOBS) || rc=1; \
+	  --jobs $(INTEGRATION_JOBS) $(if $(RESUME),--resume) || rc=1; \
 	$(VPY) -m tests.harness.suites --lifecycle $(firstword $(ALL_FLINK_VERSIONS)) \
 	  --lifecycle $(lastword $(ALL_FLINK_VERSIONS)) \
 	  $(foreach v,$(filter-out $(MAIN_CORE),$(ANSIBLE_CORE_VERSIONS)),--core $(CORE_VENVS)/core-$(v)/bin/python) \
-	  --jobs $(INTEGRATION_JOBS) || rc=1; \
-	$(MAKE) roles || rc=1; \
+	  --jobs $(INTEGRATION_JOBS) $(if $(RESUME),--resume) || rc=1; \
+	if [ -n "$(RESUME)" ] && $(VPY) -m tests.harness.support passed --name roles; then :; else \
+	  s=$$SECONDS; $(MAKE) roles; r=$$?; [ $$r = 0 ] || rc=1; \
+	  $(VPY) -m tests.harness.support record --name roles --python $(VPY) --rc $$r --seconds $$((SECONDS - s)) \
+	    --what "$(MOLECULE_WHAT)"; \
+	fi; \
 	$(VPY) -m tests.harness.support --readme README.md; \
 	[ $$rc = 0 ] || { echo "=== make matrix: a step failed (above); the README's support table names the runs" >&2; \
 	  exit 1; }
@@ -178,6 +187,7 @@ core-venvs: $(CORE_STAMPS)
 
 sanity-cores: core-venvs
 	@for v in $(ANSIBLE_CORE_VERSIONS); do \
+	  if [ -n "$(RESUME)" ] && $(PYTHON) -m tests.harness.support passed --name sanity__core-$$v; then continue; fi; \
 	  echo "=== ansible-test sanity on ansible-core $$v ==="; s=$$SECONDS; \
 	  $(CORE_VENVS)/core-$$v/bin/python tests/sanity/run_sanity.py; rc=$$?; \
 	  $(PYTHON) -m tests.harness.support record-sanity --python $(CORE_VENVS)/core-$$v/bin/python \

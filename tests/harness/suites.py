@@ -16,7 +16,10 @@ user ``flink``, so two of them must not run at once).
 
 Each run writes its output to ``build/it/<run>.log`` and its results as JUnit XML to
 ``build/support/<run>.xml``, from which tests/harness/support.py builds the README's
-support table. Exit status: 0 when every run passed.
+support table, with ``build/support/<run>.json`` (exit status, duration, commit).
+With ``--resume``, a run whose result passed at the commit the work tree is at (no
+tracked file changed) is kept, not run again: an interrupted ``make matrix`` goes on
+where it stopped. Exit status: 0 when every run passed.
 """
 
 import argparse
@@ -27,6 +30,8 @@ import sys
 import threading
 import time
 from xml.etree import ElementTree
+
+from tests.harness import support
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IT = 'tests/integration'
@@ -66,6 +71,7 @@ class Run(object):
         self.name = 'flink-%s__core-%s__%s' % (flink, core, kind)
         self.rc = None
         self.seconds = None
+        self.kept = None    # the record of an earlier pass at this commit (--resume)
 
     def commands(self, junit):
         """The commands of this run, one after the other (molecule: one scenario each)."""
@@ -134,10 +140,15 @@ def forward_term(_signum, _frame):
             proc.send_signal(signal.SIGINT)
 
 
-def run_stream(runs, offset, log_dir, junit_dir, echo):
+def run_stream(runs, offset, log_dir, junit_dir, echo, resume=False):
     for run in runs:
         if STOPPING.is_set():
             break
+        run.kept = support.passed_at_head(run.name) if resume else None
+        if run.kept:
+            run.rc, run.seconds = 0, run.kept['seconds']
+            echo('=== %s: passed at %s on %s, kept (--resume)' % (run.name, run.kept['commit'], run.kept['when']))
+            continue
         log = os.path.join(log_dir, '%s.log' % run.name)
         junit = os.path.join(junit_dir, '%s.xml' % run.name)
         env = dict(os.environ, FLINKOPS_FLINK_VERSION=run.flink, FLINKOPS_PORT_OFFSET=str(offset))
@@ -158,6 +169,7 @@ def run_stream(runs, offset, log_dir, junit_dir, echo):
                 if run.rc != 0 or STOPPING.is_set():
                     break
         run.seconds = time.monotonic() - start
+        support.record(run.name, run.rc, round(run.seconds))
         echo('=== %s: exit %d after %d s' % (run.name, run.rc, run.seconds))
 
 
@@ -172,6 +184,8 @@ def main(argv=None):
     parser.add_argument('--every-line', action='store_true',
                         help='run the SPARED tests with every full run, not only with the first (make matrix)')
     parser.add_argument('--stream-output', action='store_true', help='print each log when its run ends')
+    parser.add_argument('--resume', action='store_true',
+                        help='keep each run that passed at this commit (no tracked file changed since), run the rest')
     args = parser.parse_args(argv)
     log_dir = os.path.join(ROOT, 'build', 'it')
     junit_dir = os.path.join(ROOT, 'build', 'support')
@@ -188,7 +202,8 @@ def main(argv=None):
     for i, stream in enumerate(streams):
         echo('stream %d (ports +%d): %s' % (i + 1, PORT_OFFSETS[i], ', '.join(r.name for r in stream)))
     signal.signal(signal.SIGTERM, forward_term)
-    threads = [threading.Thread(target=run_stream, args=(stream, PORT_OFFSETS[i], log_dir, junit_dir, echo))
+    threads = [threading.Thread(target=run_stream, args=(stream, PORT_OFFSETS[i], log_dir, junit_dir, echo,
+                                                         args.resume))
                for i, stream in enumerate(streams)]
     for t in threads:
         t.start()
@@ -197,13 +212,14 @@ def main(argv=None):
     runs = [r for stream in streams for r in stream]
     # The logs of failed runs last, and their failing tests in the summary: a CI console that keeps only the tail
     # of the output still shows what failed and why.
-    for run in sorted((r for r in runs if r.rc is not None), key=lambda r: r.rc != 0):
+    for run in sorted((r for r in runs if r.rc is not None and not r.kept), key=lambda r: r.rc != 0):
         print('=== %s (%s) ===' % (run.name, os.path.join('build', 'it', run.name + '.log')))
         with open(os.path.join(log_dir, '%s.log' % run.name), errors='replace') as f:
             sys.stdout.write(f.read())
     print('\n=== summary ===')
     for run in runs:
-        state = 'not run' if run.rc is None else 'passed' if run.rc == 0 else 'FAILED (exit %s)' % run.rc
+        state = ('not run' if run.rc is None else 'passed earlier (kept)' if run.kept else 'passed' if run.rc == 0
+                 else 'FAILED (exit %s)' % run.rc)
         print('%-45s %s after %4d s' % (run.name, state, run.seconds or 0))
         if run.rc:
             for case, message in failures(os.path.join(junit_dir, '%s.xml' % run.name)):

@@ -6,9 +6,16 @@
 
 Integration runs leave JUnit XML in ``build/support/flink-<version>__core-<X.Y>__<suite>.xml``
 (tests/harness/suites.py); ``ansible-test sanity`` runs leave ``sanity__core-<X.Y>.json``
-(``record-sanity``). Each file is one row: what ran, on which Flink and ansible-core
-release, how many tests passed, and when. A row that failed says so, and the
-table's last line says whether every row passed.
+(``record-sanity``); the role scenarios of ``make matrix`` leave ``roles.json``
+(``record``). Each file is one row: what ran, on which Flink and ansible-core
+release, how many tests passed, when, and at which commit (a ``+changes`` suffix: the
+work tree differed from it). A row that failed says so, and the table's last line says
+whether every row passed.
+
+    python -m tests.harness.support passed --name flink-2.3.0__core-2.19.14__full
+
+exits 0 when that result passed at the commit the work tree is at, with no change to a
+tracked file: ``make matrix RESUME=1`` keeps such results instead of running them again.
 """
 
 import argparse
@@ -46,6 +53,50 @@ def _when(path, stamp=None):
     return datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc).strftime('%Y-%m-%d')
 
 
+def head():
+    """The commit the work tree is at (12 hex digits), with ``+changes`` when a tracked file differs from it;
+    None outside a git work tree."""
+    try:
+        rev = subprocess.check_output(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=ROOT,
+                                      stderr=subprocess.DEVNULL).decode().strip()
+        changes = subprocess.check_output(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
+                                          stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev + ('+changes' if changes else '')
+
+
+def _today():
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
+
+
+def record(name, rc, seconds, **extra):
+    """Write build/support/<name>.json: a run's exit status, duration, date and commit."""
+    os.makedirs(RESULTS, exist_ok=True)
+    data = dict(extra, rc=rc, seconds=seconds, when=_today(), commit=head())
+    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
+        json.dump(data, f)
+    return data
+
+
+def recorded(name):
+    """What record() wrote for ``name``, or {}."""
+    try:
+        with open(os.path.join(RESULTS, '%s.json' % name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def passed_at_head(name):
+    """The record of ``name`` when it passed at the commit the work tree is at, with no tracked file changed since
+    (else None): such a result is what running it again would test."""
+    commit, data = head(), recorded(name)
+    if not commit or commit.endswith('+changes') or data.get('rc') != 0 or data.get('commit') != commit:
+        return None
+    return data
+
+
 def read_junit(path):
     """(passed, failed, skipped, seconds, date) of one pytest run."""
     root = ET.parse(path).getroot()
@@ -58,35 +109,53 @@ def read_junit(path):
 
 def rows():
     out = []
-    for path in glob.glob(os.path.join(RESULTS, 'flink-*__core-*__*.xml')):
-        flink, core, suite = os.path.basename(path)[:-len('.xml')].split('__')
-        passed, failed, skipped, seconds, when = read_junit(path)
+    runs = set(os.path.basename(p)[:-len('.xml')] for p in glob.glob(os.path.join(RESULTS, 'flink-*__core-*__*.xml')))
+    runs |= set(os.path.basename(p)[:-len('.json')] for p in glob.glob(os.path.join(RESULTS, 'flink-*__core-*__*.json')))
+    for name in runs:
+        flink, core, suite = name.split('__')
+        rec, path = recorded(name), os.path.join(RESULTS, name + '.xml')
+        if os.path.exists(path):
+            passed, failed, skipped, seconds, when = read_junit(path)
+        else:   # ended before pytest wrote its report (killed, an error at collection)
+            passed, failed, skipped, seconds, when = 0, 0, 0, rec.get('seconds', 0), rec.get('when', '-')
+        # pytest's report counts tests; the exit status also fails a run that died or errored outside a test.
+        failed = failed or (1 if rec.get('rc') else 0)
         out.append({'flink': flink[len('flink-'):], 'core': core[len('core-'):], 'suite': suite,
-                    'passed': passed, 'failed': failed, 'skipped': skipped, 'seconds': seconds, 'when': when})
-    for path in glob.glob(os.path.join(RESULTS, 'sanity__core-*.json')):
+                    'passed': passed, 'failed': failed, 'skipped': skipped, 'seconds': seconds,
+                    'when': when, 'commit': rec.get('commit')})
+    steps = glob.glob(os.path.join(RESULTS, 'sanity__core-*.json')) + glob.glob(os.path.join(RESULTS, 'roles.json'))
+    for path in steps:
         with open(path) as f:
             data = json.load(f)
-        out.append({'flink': None, 'core': data['core'], 'suite': 'sanity', 'passed': None,
+        out.append({'flink': None, 'core': data['core'], 'passed': None,
+                    'suite': 'roles' if os.path.basename(path) == 'roles.json' else 'sanity',
                     'failed': 0 if data['rc'] == 0 else 1, 'skipped': 0, 'seconds': data['seconds'],
-                    'when': data['when'], 'version': data.get('version')})
+                    'when': data['when'], 'version': data.get('version'), 'commit': data.get('commit'),
+                    'what': data.get('what')})
     return out
 
 
 def table(found):
     tests = sorted((r for r in found if r['flink']), key=lambda r: (_key(r['flink']), r['core'], r['suite']),
                    reverse=True)
-    sanity = sorted((r for r in found if not r['flink']), key=lambda r: r['core'], reverse=True)
-    lines = ['| Flink line | Flink | ansible-core | what ran | result | when |', '| --- | --- | --- | --- | --- | --- |']
+    others = sorted((r for r in found if not r['flink']), key=lambda r: (r['suite'], r['core']), reverse=True)
+    lines = ['| Flink line | Flink | ansible-core | what ran | result | when | commit |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
     for r in tests:
         if r['failed'] or r['skipped']:
             result = '**%d failed**, %d passed, %d skipped' % (r['failed'], r['passed'], r['skipped'])
         else:
             result = 'passed (%d tests, %d min)' % (r['passed'], round(r['seconds'] / 60.0))
-        lines.append('| %s | %s | %s | %s | %s | %s |' % (_line(r['flink']), r['flink'], r['core'],
-                                                          SUITES.get(r['suite'], r['suite']), result, r['when']))
-    for r in sanity:
-        lines.append('| - | - | %s | `ansible-test sanity` (%s) | %s | %s |' % (
-            r['core'], r.get('version') or r['core'], 'passed' if not r['failed'] else '**failed**', r['when']))
+        lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
+            _line(r['flink']), r['flink'], r['core'], SUITES.get(r['suite'], r['suite']), result, r['when'],
+            r.get('commit') or '-'))
+    for r in others:
+        if r['suite'] == 'sanity':
+            what, core = '`ansible-test sanity` (%s)' % (r.get('version') or r['core']), r['core']
+        else:
+            what, core = r.get('what') or r['suite'], r.get('version') or r['core']
+        lines.append('| - | - | %s | %s | %s | %s | %s |' % (
+            core, what, 'passed' if not r['failed'] else '**failed**', r['when'], r.get('commit') or '-'))
     ok = found and all(not r['failed'] and not r['skipped'] for r in found)
     lines += ['', '%s Flink lines: %s. ansible-core: %s.' % (
         'Every run above passed.' if ok else 'NOT every run above passed.',
@@ -99,14 +168,14 @@ def update_readme(path, text):
     report.replace_between(path, START, END, text)
 
 
-def record_sanity(python, rc, seconds):
+def _core(python):
     version = subprocess.check_output([python, '-c', 'import ansible.release as r; print(r.__version__)'])
-    version = version.decode().strip()
-    core = _line(version)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, 'sanity__core-%s.json' % core), 'w') as f:
-        json.dump({'core': core, 'version': version, 'rc': rc, 'seconds': seconds,
-                   'when': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')}, f)
+    return version.decode().strip()
+
+
+def record_sanity(python, rc, seconds):
+    version = _core(python)
+    return record('sanity__core-%s' % _line(version), rc, seconds, core=_line(version), version=version)
 
 
 def main(argv=None):
@@ -116,11 +185,28 @@ def main(argv=None):
     rec.add_argument('--python', required=True)
     rec.add_argument('--rc', type=int, required=True)
     rec.add_argument('--seconds', type=float, default=0)
+    step = sub.add_parser('record', help='record a step that is not a pytest run (the role scenarios: roles)')
+    step.add_argument('--name', required=True, choices=['roles'])
+    step.add_argument('--python', required=True, help='the python of the ansible-core it ran under')
+    step.add_argument('--what', required=True, help='what ran, for the table')
+    step.add_argument('--rc', type=int, required=True)
+    step.add_argument('--seconds', type=float, default=0)
+    kept = sub.add_parser('passed', help='exit 0 when result NAME passed at this commit (nothing changed since)')
+    kept.add_argument('--name', required=True)
     parser.add_argument('--readme')
     args = parser.parse_args(argv)
     if args.command == 'record-sanity':
         record_sanity(args.python, args.rc, args.seconds)
         return 0
+    if args.command == 'record':
+        version = _core(args.python)
+        record(args.name, args.rc, args.seconds, core=_line(version), version=version, what=args.what)
+        return 0
+    if args.command == 'passed':
+        data = passed_at_head(args.name)
+        if data:
+            print('=== %s: passed at %s on %s (kept)' % (args.name, data['commit'], data['when']))
+        return 0 if data else 1
     text = table(rows())
     print(text)
     if args.readme:
