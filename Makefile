@@ -113,12 +113,16 @@ MAIN_CORE := 2.19
 # A failed step does not stop the others (hours of runs should end with the whole table); make matrix fails at
 # the end if any step failed, and the table names the runs that did. Every result records the commit it ran at:
 # `make matrix RESUME=1` keeps each one that passed at the commit the work tree is at (no tracked file changed)
-# and runs the rest, so a matrix interrupted after hours goes on where it stopped.
+# and runs the rest, so a matrix interrupted after hours goes on where it stopped. The results are saved in
+# tests/support-results.json (tracked; `python -m tests.harness.support save` after an interrupted run), and
+# RESUME=1 restores them first: a fresh clone at the same commit goes on too. A commit that changes only the README,
+# changelogs or that file keeps them (tests/harness/support.py, head()).
 RESUME ?=
 MOLECULE_WHAT := role scenarios (molecule: $(MOLECULE_SCENARIOS))
 
 matrix: unit lint core-venvs
 	@rc=0; \
+	$(if $(RESUME),$(VPY) -m tests.harness.support restore;) \
 	$(MAKE) sanity-cores || rc=1; \
 	$(VPY) -m tests.harness.suites $(addprefix --full ,$(ALL_FLINK_VERSIONS)) --every-line \
 	  --jobs $(INTEGRATION_JOBS) $(if $(RESUME),--resume) || rc=1; \
@@ -131,6 +135,7 @@ matrix: unit lint core-venvs
 	  $(VPY) -m tests.harness.support record --name roles --python $(VPY) --rc $$r --seconds $$((SECONDS - s)) \
 	    --what "$(MOLECULE_WHAT)"; \
 	fi; \
+	$(VPY) -m tests.harness.support save; \
 	$(VPY) -m tests.harness.support --readme README.md; \
 	[ $$rc = 0 ] || { echo "=== make matrix: a step failed (above); the README's support table names the runs" >&2; \
 	  exit 1; }
