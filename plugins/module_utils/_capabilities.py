@@ -22,6 +22,14 @@ suite, tests/integration/test_lifecycle.py):
     ``execution.checkpointing.savepoint-dir``; 2.0 removed the ``state.*`` names
     from its documentation but still reads them. Run requests set every key the
     line reads; messages name the line's own key.
+
+``pyflink_jobs``
+    Whether a PyFlink job can be submitted through ``/jars/<id>/run`` the way
+    this collection does (``PythonDriver -pyfs <jar> -pym <module>``). Flink
+    1.20 taught PythonDriver ``-pyfs``; before it, PythonDriver cannot parse
+    those arguments and calls ``System.exit`` inside the JobManager, which ends
+    the JobManager's process (seen on 1.19.3). So below 1.20 a PyFlink job is
+    refused before anything is uploaded (``pyflink_refusal``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -68,6 +76,18 @@ class Capabilities(object):
         else:
             self.checkpoint_dir_keys = ('state.checkpoints.dir',)
             self.savepoint_dir_keys = ('state.savepoints.dir',)
+        self.pyflink_jobs = line >= (1, 20)
+
+    def pyflink_refusal(self, name, where=None):
+        """Why job ``name``, a PyFlink program, cannot run on this line (None when it can)."""
+        if self.pyflink_jobs:
+            return None
+        at = ' at %s' % where if where else ''
+        return ('Job %r is a PyFlink program, and the cluster%s runs Flink %s: flinkops.flink runs PyFlink jobs on '
+                'Flink 1.20 and later. Before 1.20, Flink\'s PythonDriver does not take the program\'s files from '
+                'a jar submission (-pyfs), and when it cannot parse its arguments it ends the JobManager\'s process. '
+                'Upgrade the cluster to Flink 1.20 or later, or run the program as a jar or SQL job. '
+                'Nothing was changed.' % (name, at, self.version))
 
     @property
     def savepoint_dir_key(self):

@@ -44,6 +44,7 @@ from ansible_collections.flinkops.flink.plugins.module_utils._model import (
 from ansible_collections.flinkops.flink.plugins.module_utils import _plan as planner
 from ansible_collections.flinkops.flink.plugins.module_utils._service import (
     FlinkJobs,
+    FlinkUnsupportedVersion,
     SavepointResultLost,
     SavepointTimeout,
     find_local_savepoint,
@@ -160,6 +161,10 @@ class JobReconciler(object):
         d = self.desired
         api = self.api
         caps = api.capabilities()  # first: an unsupported Flink is refused before anything else is read
+        if d.state != 'absent' and getattr(d, 'program', None) is not None:
+            refusal = caps.pyflink_refusal(d.name, where=getattr(api.client, 'url', None))
+            if refusal:
+                raise FlinkUnsupportedVersion(refusal)
         if jobs is None:
             jobs = api.overview()
         if self.only is not None:

@@ -116,6 +116,10 @@ options:
       - The job's spec is the program's content (the jar's SHA-256), O(args), O(config) and O(parallelism), so an
         edit of any file is a new version, with the same identity, duplicate protection, check mode and diff,
         upgrade through a savepoint with health gate and rollback, and O(state=absent) with a savepoint as a jar job.
+      - "PyFlink jobs need Flink 1.20 or later. On an older cluster the module fails before anything is uploaded,
+        also in check mode: before 1.20, Flink's PythonDriver does not take the program's files from a jar
+        submission (C(-pyfs)), and when it cannot parse its arguments it ends the JobManager's process
+        (seen on Flink 1.19.3). O(state=absent) still removes a PyFlink job there."
       - "The cluster must run PyFlink: a Python with the C(apache-flink) package of the cluster's Flink version,
         named by C(python.client.executable) (the JobManager runs the program's C(main) with it) and
         C(python.executable) (the TaskManagers run Python functions with it). The P(flinkops.flink.flink_cluster#role)

@@ -14,14 +14,13 @@ import pytest
 
 from tests.harness.roles import RolePlay, common_vars, link_flink_home, process_conf, stop_instance
 from tests.integration.conftest import free_port_block, live_jobs
-from tests.integration.test_python_job import NO_PYFLINK_WHEELS, program, records_through_the_udf
+from tests.integration.test_python_job import program, pyflink_runs, records_through_the_udf
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
 
 def test_the_role_provides_pyflink_for_a_job_with_a_python_udf(flink_version, workroot, tmp_path):
-    if flink_version.startswith(NO_PYFLINK_WHEELS):
-        pytest.skip('apache-flink %s has no wheel for Python 3.11: the role provides PyFlink from Flink 1.19 on'
-                    % flink_version)
+    if not pyflink_runs(flink_version):
+        pytest.skip('Flink %s: flinkops.flink runs PyFlink jobs from Flink 1.20 on' % flink_version)
     port = free_port_block(19900, 20000, 10)
     work = os.path.join(workroot, 'pyflink-role-%d' % port)
     install = os.path.join(work, 'flink')

@@ -52,13 +52,20 @@ def bucket(user_id):
 
 # apache-flink is published as wheels for Python 3.11 from 1.19 on; 1.18 only as an sdist with extensions to
 # compile. The harness (and the role) need the wheels: PyFlink jobs are tested on 1.19 and later.
-NO_PYFLINK_WHEELS = ('1.18.',)
+# PyFlink jobs run from Flink 1.20 on (_capabilities.py, pyflink_jobs): before it, PythonDriver cannot parse -pyfs
+# and ends the JobManager's process. On older lines the module refuses them (the last test here).
+PYFLINK_FROM = (1, 20)
+
+
+def pyflink_runs(flink_version):
+    return tuple(int(p) for p in flink_version.split('.')[:2]) >= PYFLINK_FROM
 
 
 @pytest.fixture(scope='module')
 def python_env(flink_version):
-    if flink_version.startswith(NO_PYFLINK_WHEELS):
-        pytest.skip('apache-flink %s has no wheel for Python 3.11: PyFlink jobs are tested on Flink 1.19 and later'
+    if not pyflink_runs(flink_version):
+        pytest.skip('Flink %s: flinkops.flink runs PyFlink jobs from Flink 1.20 on (before it, PythonDriver cannot '
+                    'take -pyfs and ends the JobManager); test_a_pyflink_job_is_refused_before_flink_1_20 covers it'
                     % flink_version)
     return ensure_python_env(flink_version)
 
@@ -158,3 +165,22 @@ def test_a_program_that_is_not_there_or_fails_is_refused(cluster, ansible, job_n
     failed = ansible.run('flink_job', spec(url, job_name, str(broken), python_env))
     assert failed.failed and 'no bucket for you' in failed['msg'], failed.output
     assert live_jobs(url, job_name) == []
+
+
+def test_a_pyflink_job_is_refused_before_flink_1_20(cluster, ansible, job_name, flink_version, tmp_path):
+    if pyflink_runs(flink_version):
+        pytest.skip('Flink %s runs PyFlink jobs: the tests above cover them' % flink_version)
+    # Flink 1.19.3's PythonDriver called System.exit in the JobManager for these arguments: the module must never
+    # send them. No Python environment is needed: the refusal comes before anything is uploaded.
+    url = cluster.url
+    before = requests.get(url + '/jars', timeout=10).json()['files']
+    args = spec(url, job_name, program(tmp_path / 'p'), '/usr/bin/python3')
+    for check in (True, False):
+        r = ansible.run('flink_job', args, check=check)
+        assert r.failed and 'Traceback' not in r.output, r.output
+        assert 'runs Flink %s' % flink_version in r['msg'] and 'Flink 1.20 and later' in r['msg'], r['msg']
+        assert 'Nothing was changed' in r['msg'], r['msg']
+    assert requests.get(url + '/jars', timeout=10).json()['files'] == before, 'something was uploaded'
+    assert live_jobs(url, job_name) == []
+    # The JobManager still answers (PythonDriver never ran).
+    assert requests.get(url + '/config', timeout=10).json()['flink-version'] == flink_version

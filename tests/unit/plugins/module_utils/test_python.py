@@ -10,14 +10,17 @@ __metaclass__ = type
 
 import io
 import os
+import re
 import zipfile
 
 import pytest
 
 from ansible_collections.flinkops.flink.plugins.module_utils import _api as api
+from ansible_collections.flinkops.flink.plugins.module_utils import _capabilities as caps
 from ansible_collections.flinkops.flink.plugins.module_utils import _identity as ident
 from ansible_collections.flinkops.flink.plugins.module_utils import _model as model
 from ansible_collections.flinkops.flink.plugins.module_utils import _python as py
+from ansible_collections.flinkops.flink.plugins.module_utils import _service as service
 from ansible_collections.flinkops.flink.plugins.module_utils._job import JobReconciler
 
 from .fake_flink import FakeFlink
@@ -153,6 +156,29 @@ def test_the_reconciler_submits_the_program_jar_through_pythondriver(script):
     again = JobReconciler(client, model.Desired('clicks', 'present', python=script, args=['--w', '1']),
                           sleep=clock.sleep).run()
     assert not again['changed']
+
+
+@pytest.mark.parametrize('version', ['1.18.1', '1.19.3'])
+@pytest.mark.parametrize('state', ['present', 'upgraded'])
+def test_a_pyflink_job_is_refused_before_flink_1_20_before_anything_is_sent(script, version, state):
+    # Flink 1.19's PythonDriver cannot parse -pyfs and calls System.exit in the JobManager (seen on 1.19.3).
+    client, flink, clock = _fake()
+    flink.version = version
+    for check in (True, False):
+        d = model.Desired('clicks', state, python=script, healthy_for=0)
+        with pytest.raises(service.FlinkUnsupportedVersion, match='runs Flink %s' % re.escape(version)) as exc:
+            JobReconciler(client, d, sleep=clock.sleep, check_mode=check).run()
+        assert 'Flink 1.20 and later' in str(exc.value) and 'Nothing was changed' in str(exc.value)
+    assert flink.mutating() == [] and flink.jars == {}
+    # absent runs no program: a PyFlink job can still be removed there.
+    assert not JobReconciler(client, model.Desired('clicks', 'absent', python=script),
+                             sleep=clock.sleep).run()['changed']
+
+
+def test_a_pyflink_job_runs_from_flink_1_20():
+    for version, ok in (('1.18.1', False), ('1.19.3', False), ('1.20.0', True), ('2.0.2', True), ('2.3.0', True)):
+        assert caps.for_version(version).pyflink_jobs is ok
+        assert (caps.for_version(version).pyflink_refusal('clicks') is None) is ok
 
 
 LOG = '''2026-12-04 15:31:12,300 INFO  org.apache.flink.runtime.dispatcher.StandaloneDispatcher [] - Received JobGraph
