@@ -161,8 +161,8 @@ class JobReconciler(object):
         d = self.desired
         api = self.api
         caps = api.capabilities()  # first: an unsupported Flink is refused before anything else is read
-        if d.state != 'absent' and getattr(d, 'program', None) is not None:
-            refusal = caps.pyflink_refusal(d.name, where=getattr(api.client, 'url', None))
+        if d.state != 'absent' and d.program is not None:
+            refusal = caps.pyflink_refusal(d.name, where=api.client.url)
             if refusal:
                 raise FlinkUnsupportedVersion(refusal)
         if jobs is None:

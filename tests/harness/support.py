@@ -153,16 +153,12 @@ def rows():
     runs |= set(os.path.basename(p)[:-len('.json')] for p in glob.glob(os.path.join(RESULTS, 'flink-*__core-*__*.json')))
     for name in runs:
         flink, core, suite = name.split('__')
-        rec, path = recorded(name), os.path.join(RESULTS, name + '.xml')
-        skips = {}
-        if os.path.exists(path):
-            passed, failed, skipped, seconds, when = read_junit(path)
-            skips = junit_skips(path)
-        elif 'passed' in rec:   # restored from the saved results
-            passed, failed, skipped = rec['passed'], rec['failed'], rec['skipped']
-            seconds, when, skips = rec.get('junit_seconds', rec.get('seconds', 0)), rec.get('when', '-'), rec.get('skips', {})
-        else:   # ended before pytest wrote its report (killed, an error at collection)
-            passed, failed, skipped, seconds, when = 0, 0, 0, rec.get('seconds', 0), rec.get('when', '-')
+        # The JUnit report when it is here, else what the record kept of it (restored from the saved results);
+        # neither: the run ended before pytest wrote its report (killed, an error at collection).
+        rec = dict(recorded(name), **_junit_fields(name))
+        passed, failed, skipped = rec.get('passed', 0), rec.get('failed', 0), rec.get('skipped', 0)
+        seconds, when = rec.get('junit_seconds', rec.get('seconds', 0)), rec.get('when', '-')
+        skips = rec.get('skips', {})
         # pytest's report counts tests; the exit status also fails a run that died or errored outside a test.
         failed = failed or (1 if rec.get('rc') else 0)
         out.append({'flink': flink[len('flink-'):], 'core': core[len('core-'):], 'suite': suite,

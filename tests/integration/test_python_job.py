@@ -10,13 +10,14 @@ the new instance's checkpoint statistics, records flowing through the Python UDF
 vertex metrics.
 """
 
+import importlib.util
 import os
 import time
 
 import pytest
 import requests
 
-from tests.harness.flinkdist import ensure_python_env
+from tests.harness.flinkdist import ROOT, ensure_python_env
 from tests.integration.conftest import assert_one_instance_one_change, live_jobs
 from tests.integration.test_lifecycle import local, ok
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
@@ -50,15 +51,19 @@ def bucket(user_id):
 '''
 
 
-# apache-flink is published as wheels for Python 3.11 from 1.19 on; 1.18 only as an sdist with extensions to
-# compile. The harness (and the role) need the wheels: PyFlink jobs are tested on 1.19 and later.
-# PyFlink jobs run from Flink 1.20 on (_capabilities.py, pyflink_jobs): before it, PythonDriver cannot parse -pyfs
-# and ends the JobManager's process. On older lines the module refuses them (the last test here).
-PYFLINK_FROM = (1, 20)
+# The collection's capability table itself (it imports nothing of Ansible's): loaded from its file, since the tests
+# do not run with the collection on sys.path.
+_spec = importlib.util.spec_from_file_location(
+    'flinkops_capabilities', os.path.join(ROOT, 'plugins', 'module_utils', '_capabilities.py'))
+capabilities = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(capabilities)
 
 
 def pyflink_runs(flink_version):
-    return tuple(int(p) for p in flink_version.split('.')[:2]) >= PYFLINK_FROM
+    """PyFlink jobs run from Flink 1.20 on, as the collection's own capability table says (pyflink_jobs): before
+    it, PythonDriver cannot parse -pyfs and ends the JobManager's process, and the module refuses them (the last
+    test here)."""
+    return capabilities.for_version(flink_version).pyflink_jobs
 
 
 @pytest.fixture(scope='module')
