@@ -1,4 +1,4 @@
-"""Every module through a URL with a path prefix (a YARN proxy, a Kubernetes ingress path).
+"""Every module (flink_job_set too) through a URL with a path prefix (a YARN proxy, a Kubernetes ingress path).
 
 A real nginx (tests/harness/nginx.py) serves the session cluster under ``/flink/`` only:
 ``location /flink/ { proxy_pass http://<flink>/; }`` strips the prefix and every other path
@@ -197,6 +197,57 @@ def test_flink_job_present_info_upgraded_absent(cluster, proxy, ansible, jar, ja
     assert taken.get('status') == 'COMPLETED' and taken.get('external_path') == gone['savepoint'], taken
     assert str(tmp_path / 'savepoints') in gone['savepoint'] and os.path.isdir(local_dir(gone['savepoint']))
     log.check(cluster, ('POST', '/jobs/%s/stop' % v2['job_id']))
+
+
+def test_flink_job_set_present_upgraded_absent(cluster, proxy, ansible, jar, jar_v2, job_name, tmp_path):
+    """flink_job_set through the prefix: two jobs submitted, one upgraded through a savepoint, both stopped."""
+    slash, no_slash = proxy.prefix_url, proxy.prefix_url.rstrip('/')
+    a, b = job_name + '-a', job_name + '-b'
+    first = fresh_jar(jar, tmp_path)
+
+    def one(name, jar_path, **extra):
+        job = job_args(None, jar_path, name, **extra)
+        del job['url'], job['wait_timeout']  # the set's own
+        return job
+
+    def declared(url, jobs):
+        return {'url': url, 'jobs': jobs, 'wait_timeout': 180}
+
+    log = Log(proxy)
+    up = ansible.run('flink_job_set', declared(slash, [one(a, first), one(b, first)]))
+    assert not up.failed, up.output
+    started = dict((j['name'], j) for j in up['jobs'])
+    assert up['changed'] and [started[n]['action'] for n in (a, b)] == ['submitted', 'submitted'], up.output
+    for n in (a, b):
+        assert [j['jid'] for j in live_jobs(cluster.url, n)] == [started[n]['job_id']]
+        assert job_state(cluster, started[n]['job_id']) == 'RUNNING'
+    log.check(cluster, ('GET', '/jobs/overview'), ('POST', '/jars/upload'), ('POST', '/jars/[^/]+/run'))
+
+    log = Log(proxy)
+    v2 = ansible.run('flink_job_set', declared(no_slash, [one(a, first),
+                                                          one(b, fresh_jar(jar_v2, tmp_path), state='upgraded')]))
+    assert not v2.failed, v2.output
+    after = dict((j['name'], j) for j in v2['jobs'])
+    assert v2['changed'] and (after[a]['action'], after[b]['action']) == ('none', 'upgraded'), v2.output
+    assert [j['jid'] for j in live_jobs(cluster.url, a)] == [started[a]['job_id']]
+    assert [j['jid'] for j in live_jobs(cluster.url, b)] == [after[b]['job_id']] != [started[b]['job_id']]
+    assert flink_state(cluster.url, started[b]['job_id']) == 'FINISHED'  # stopped with a savepoint
+    assert restored_from(cluster, after[b]['job_id']) == (after[b]['savepoint'], True)
+    log.check(cluster, ('POST', '/jobs/%s/stop' % started[b]['job_id']), ('POST', '/jars/[^/]+/run'))
+
+    log = Log(proxy)
+    target = 'file://%s' % (tmp_path / 'savepoints')
+    gone = ansible.run('flink_job_set', declared(slash, [
+        {'name': n, 'state': 'absent', 'savepoint': True, 'savepoint_dir': target} for n in (a, b)]))
+    assert not gone.failed, gone.output
+    ended = dict((j['name'], j) for j in gone['jobs'])
+    assert gone['changed'] and [ended[n]['action'] for n in (a, b)] == ['stopped', 'stopped'], gone.output
+    for n, jid in ((a, started[a]['job_id']), (b, after[b]['job_id'])):
+        assert live_jobs(cluster.url, n) == [] and flink_state(cluster.url, jid) == 'FINISHED'
+        taken = latest_savepoint(cluster, jid)
+        assert taken.get('status') == 'COMPLETED' and taken.get('external_path') == ended[n]['savepoint'], taken
+    log.check(cluster, ('POST', '/jobs/%s/stop' % started[a]['job_id']),
+              ('POST', '/jobs/%s/stop' % after[b]['job_id']))
 
 
 def dispose_directly(cluster, path, timeout=60):
