@@ -21,6 +21,7 @@ import requests
 
 from tests.harness.nginx import Nginx
 from tests.integration.conftest import EXAMPLE_CLASS, live_jobs
+from tests.integration.test_job_set import by_name
 from tests.integration.test_upgrade_transaction import flink_state
 
 PREFIX = '/flink/'
@@ -216,7 +217,7 @@ def test_flink_job_set_present_upgraded_absent(cluster, proxy, ansible, jar, jar
     log = Log(proxy)
     up = ansible.run('flink_job_set', declared(slash, [one(a, first), one(b, first)]))
     assert not up.failed, up.output
-    started = dict((j['name'], j) for j in up['jobs'])
+    started = by_name(up)
     assert up['changed'] and [started[n]['action'] for n in (a, b)] == ['submitted', 'submitted'], up.output
     for n in (a, b):
         assert [j['jid'] for j in live_jobs(cluster.url, n)] == [started[n]['job_id']]
@@ -227,7 +228,7 @@ def test_flink_job_set_present_upgraded_absent(cluster, proxy, ansible, jar, jar
     v2 = ansible.run('flink_job_set', declared(no_slash, [one(a, first),
                                                           one(b, fresh_jar(jar_v2, tmp_path), state='upgraded')]))
     assert not v2.failed, v2.output
-    after = dict((j['name'], j) for j in v2['jobs'])
+    after = by_name(v2)
     assert v2['changed'] and (after[a]['action'], after[b]['action']) == ('none', 'upgraded'), v2.output
     assert [j['jid'] for j in live_jobs(cluster.url, a)] == [started[a]['job_id']]
     assert [j['jid'] for j in live_jobs(cluster.url, b)] == [after[b]['job_id']] != [started[b]['job_id']]
@@ -240,7 +241,7 @@ def test_flink_job_set_present_upgraded_absent(cluster, proxy, ansible, jar, jar
     gone = ansible.run('flink_job_set', declared(slash, [
         {'name': n, 'state': 'absent', 'savepoint': True, 'savepoint_dir': target} for n in (a, b)]))
     assert not gone.failed, gone.output
-    ended = dict((j['name'], j) for j in gone['jobs'])
+    ended = by_name(gone)
     assert gone['changed'] and [ended[n]['action'] for n in (a, b)] == ['stopped', 'stopped'], gone.output
     for n, jid in ((a, started[a]['job_id']), (b, after[b]['job_id'])):
         assert live_jobs(cluster.url, n) == [] and flink_state(cluster.url, jid) == 'FINISHED'
