@@ -89,6 +89,11 @@ def fault_report(flink_version):
     return record
 
 
+def local(path):
+    """A savepoint location Flink reports (``file:/a``, ``file:///a``) as the path on this host."""
+    return path.replace('file://', '').replace('file:', '')
+
+
 def soak_runs(default=1):
     """Repetitions of each failover case; FLINKOPS_SOAK_RUNS makes the soak longer."""
     return max(1, int(os.environ.get('FLINKOPS_SOAK_RUNS') or default))

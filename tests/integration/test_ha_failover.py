@@ -5,15 +5,18 @@ SIGKILL and, while the standby is being elected, flink_job runs for a job that w
 running and for a new one. Neither may end up with two live instances.
 """
 
+import os
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import requests
 
 from tests.harness.cluster import _alive as alive
 from tests.harness.faultproxy import FaultProxy
-from tests.integration.conftest import EXAMPLE_CLASS, Watcher, live_jobs, soak_runs
+from tests.integration.conftest import EXAMPLE_CLASS, Watcher, live_jobs, local, soak_runs
+from tests.integration.test_upgrade import restored_path
 
 
 def args_for(jar, name, urls):
@@ -157,10 +160,24 @@ def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_n
             assert [j['jid'] for j in live] == [r['job_id']]
             assert r['changed'] and r['action'] == 'upgraded' and r['savepoint'], r.output
             assert r['previous_job_id'] == v1['job_id']
+            # No state lost: the version that runs started from the savepoint the upgrade reports.
+            assert restored_path(SimpleNamespace(url=urls[standby]), r['job_id']) == (r['savepoint'], True)
             if when == 'as the savepoint completes':
-                # Flink forgot where the savepoint went; flink_job found it in the directory it gave it.
-                assert any('lost the result' in w for w in r.get('warnings', [])), r.output
                 assert '/flinkops-' in r['savepoint']
+                stats = requests.get('%s/jobs/%s/checkpoints' % (urls[standby], v1['job_id']), timeout=10)
+                taken = ((stats.json().get('latest') or {}).get('savepoint') or {}) if stats.ok else {}
+                if taken.get('external_path') == r['savepoint']:
+                    # The leader died before it recorded the job as finished: the standby recovered the job and
+                    # the stop was sent to it again; the savepoint used is the one that second stop took.
+                    assert requests.get('%s/jobs/%s' % (urls[standby], v1['job_id']),
+                                        timeout=10).json()['state'] == 'FINISHED'
+                else:
+                    # The job finished with the savepoint, and the new leader did not say where it went (it never
+                    # heard of the stop, or reports it failed): flink_job took the savepoint from the directory it
+                    # gave this stop, and said so.
+                    assert any(r['savepoint'] in w and ('lost the result' in w or 'as failed' in w)
+                               for w in r.get('warnings', [])), r.output
+                    assert os.path.isfile(os.path.join(local(r['savepoint']), '_metadata'))
             restore_killed(ha_cluster, leader)
             ha_cluster.cancel_all()
 

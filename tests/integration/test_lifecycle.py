@@ -18,7 +18,7 @@ import os
 
 import requests
 
-from tests.integration.conftest import EXAMPLE_CLASS, Watcher, live_jobs
+from tests.integration.conftest import EXAMPLE_CLASS, Watcher, live_jobs, local
 from tests.integration.test_ha_failover import current_leader, restore_killed
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
@@ -28,10 +28,6 @@ def spec(url, jar, name, **options):
             'parallelism': 1, 'wait_timeout': 180}
     args.update(options)
     return args
-
-
-def local(path):
-    return path.replace('file://', '').replace('file:', '')
 
 
 def ok(result, **expected):

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.harness.nginx import Nginx
-from tests.integration.conftest import EXAMPLE_CLASS, live_jobs
+from tests.integration.conftest import EXAMPLE_CLASS, live_jobs, local
 from tests.integration.test_job_set import by_name
 from tests.integration.test_upgrade_transaction import flink_state
 
@@ -79,10 +79,6 @@ def restored_from(cluster, jid, timeout=30):
         if restored or time.monotonic() > end:
             return (restored or {}).get('external_path'), (restored or {}).get('is_savepoint')
         time.sleep(0.3)
-
-
-def local_dir(path):
-    return path.replace('file://', '').replace('file:', '')
 
 
 class Log(object):
@@ -196,7 +192,7 @@ def test_flink_job_present_info_upgraded_absent(cluster, proxy, ansible, jar, ja
     assert flink_state(cluster.url, v2['job_id']) == 'FINISHED'
     taken = latest_savepoint(cluster, v2['job_id'])
     assert taken.get('status') == 'COMPLETED' and taken.get('external_path') == gone['savepoint'], taken
-    assert str(tmp_path / 'savepoints') in gone['savepoint'] and os.path.isdir(local_dir(gone['savepoint']))
+    assert str(tmp_path / 'savepoints') in gone['savepoint'] and os.path.isdir(local(gone['savepoint']))
     log.check(cluster, ('POST', '/jobs/%s/stop' % v2['job_id']))
 
 
@@ -275,7 +271,7 @@ def test_flink_savepoint_take_and_dispose(cluster, proxy, ansible, jar, job_name
     point = latest_savepoint(cluster, job['job_id'])
     assert point.get('status') == 'COMPLETED' and point.get('external_path') == taken['savepoint'], point
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [job['job_id']], 'the job must keep running'
-    assert os.path.isdir(local_dir(taken['savepoint']))
+    assert os.path.isdir(local(taken['savepoint']))
     log.check(cluster, ('POST', '/jobs/%s/savepoints' % job['job_id']),
               ('GET', '/jobs/%s/savepoints/[^/]+' % job['job_id']))
 
@@ -283,7 +279,7 @@ def test_flink_savepoint_take_and_dispose(cluster, proxy, ansible, jar, job_name
     gone = ansible.run('flink_savepoint', {'url': proxy.prefix_url, 'state': 'absent', 'path': taken['savepoint']})
     assert not gone.failed and gone['changed'], gone.output
     log.check(cluster, ('POST', '/savepoint-disposal'), ('GET', '/savepoint-disposal/[^/]+'))
-    assert not os.path.exists(local_dir(taken['savepoint']))
+    assert not os.path.exists(local(taken['savepoint']))
     # Flink itself no longer finds it.
     cause = dispose_directly(cluster, taken['savepoint'])
     assert cause and ('FileNotFoundException' in cause or 'Cannot find' in cause), cause

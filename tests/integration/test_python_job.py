@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from tests.harness.flinkdist import ROOT, ensure_python_env
-from tests.integration.conftest import assert_one_instance_one_change, live_jobs
-from tests.integration.test_lifecycle import local, ok
+from tests.integration.conftest import assert_one_instance_one_change, live_jobs, local
+from tests.integration.test_lifecycle import ok
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
 MAIN = '''import sys

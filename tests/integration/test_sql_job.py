@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import requests
 
 from tests.harness.faultproxy import FaultProxy
-from tests.integration.conftest import Watcher, assert_one_instance_one_change, live_jobs
+from tests.integration.conftest import Watcher, assert_one_instance_one_change, live_jobs, local
 from tests.integration.test_ha_failover import current_leader, restore_killed
 from tests.integration.test_identity import record
-from tests.integration.test_lifecycle import local, ok
+from tests.integration.test_lifecycle import ok
 from tests.integration.test_upgrade import restored_path, wait_for_checkpoint
 
 SOURCE = ("CREATE TABLE orders (k INT, v BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '%d', "

@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from tests.integration.conftest import EXAMPLE_CLASS, live_jobs
+from tests.integration.conftest import EXAMPLE_CLASS, live_jobs, local
 
 RETAIN = {'execution.checkpointing.externalized-checkpoint-retention': 'RETAIN_ON_CANCELLATION'}
 
@@ -183,13 +183,13 @@ def test_savepoint_module_takes_and_disposes(cluster, ansible, jar, job_name, tm
     taken = ansible.run('flink_savepoint', {'url': cluster.url, 'name': job_name,
                                             'savepoint_dir': 'file://%s' % tmp_path})
     assert taken['changed'] and str(tmp_path) in taken['savepoint'], taken.output
-    local = taken['savepoint'].replace('file://', '').replace('file:', '')
-    assert os.path.isdir(local)
+    on_disk = local(taken['savepoint'])
+    assert os.path.isdir(on_disk)
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [job['job_id']], 'the job must keep running'
 
     gone = ansible.run('flink_savepoint', {'url': cluster.url, 'state': 'absent', 'path': taken['savepoint']})
     assert gone['changed'], gone.output
-    assert not os.path.exists(local)
+    assert not os.path.exists(on_disk)
     again = ansible.run('flink_savepoint', {'url': cluster.url, 'state': 'absent', 'path': taken['savepoint']})
     assert not again.failed and not again['changed'], again.output
 

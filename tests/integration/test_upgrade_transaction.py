@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -452,7 +453,7 @@ def test_leader_killed_during_the_rollback(ha_cluster, ansible, jar, jar_v2, job
             assert r['action'] == 'rolled_back', r.output
             assert live == [r['job_id']], (live, r.output)
             assert recorded_spec(urls[standby], r['job_id']) == v1_spec
-            assert ha_restored_path(urls[standby], r['job_id']) == r['savepoint']
+            assert restored_path(SimpleNamespace(url=urls[standby]), r['job_id'])[0] == r['savepoint']
             later = ansible.run('flink_job', ha_args(jar, job_name, urls, state='upgraded'))
             assert not later.failed and not later['changed'] and later['job_id'] == r['job_id'], later.output
         else:
@@ -461,18 +462,8 @@ def test_leader_killed_during_the_rollback(ha_cluster, ansible, jar, jar_v2, job
             assert not later.failed, later.output
             assert later['changed'] and live == [later['job_id']], (live, later.output)
             assert recorded_spec(urls[standby], later['job_id']) == v1_spec
-            assert ha_restored_path(urls[standby], later['job_id']) == r['savepoint'], later.output
+            assert (restored_path(SimpleNamespace(url=urls[standby]), later['job_id'])[0]
+                    == r['savepoint']), later.output
             # The failed run named the jar that is gone (not a request for a jar called "None").
             assert 'jar' in r['msg'] and '/None does not exist' not in r['msg'], r['msg']
         # Leaving the tally brings the killed JobManager back and cancels the jobs.
-
-
-def ha_restored_path(url, jid, timeout=30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        stats = requests.get(url + '/jobs/%s/checkpoints' % jid, timeout=10).json()
-        restored = (stats.get('latest') or {}).get('restored')
-        if restored:
-            return restored['external_path']
-        time.sleep(0.5)
-    return None
