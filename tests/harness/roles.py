@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from tests.harness import owned
 from tests.harness.flinkdist import ensure_flink_home
 from tests.integration.ansible_play import ansible_env
 
@@ -111,9 +112,9 @@ class RolePlay(object):
         if extra_vars:
             cmd += ['-e', json.dumps(extra_vars)]
         started = time.monotonic()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout,
-                              check=False)
+        proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout,
+                         check=False)
         self.durations.append(round(time.monotonic() - started, 1))
         output = proc.stdout.decode('utf-8', 'replace')
         with open(os.path.join(self.workdir, 'run-%d.log' % n), 'w') as f:

@@ -12,6 +12,8 @@ import sys
 import tempfile
 import uuid
 
+from tests.harness import owned
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, 'build', 'collections')
 FLINK_JOB = 'flinkops.flink.flink_job'
@@ -95,14 +97,14 @@ class Ansible(object):
     def start(self, module, args, check=False, diff=True, env=None, verbosity=0, task_extra=None, play_extra=None):
         """Start a run in the background; ``finish()`` collects it."""
         path, out = self._write(module, args, task_extra, play_extra)
-        proc = subprocess.Popen(self._cmd(path, check, diff, verbosity), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=ansible_env(env), cwd=self.workdir)
+        proc = owned.start(self._cmd(path, check, diff, verbosity), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=ansible_env(env), cwd=self.workdir)
         return proc, out
 
     @staticmethod
     def finish(handle, timeout=600):
         proc, out = handle
-        stdout = proc.communicate(timeout=timeout)[0]
+        stdout = owned.communicate(proc, timeout)[0]
         text = stdout.decode('utf-8', 'replace')
         if not os.path.exists(out):
             raise AssertionError('ansible-playbook produced no result (rc=%s):\n%s' % (proc.returncode, text))

@@ -7,8 +7,10 @@ as AWX reads them: a check-mode run (AWX's "Check" job type) predicts and change
 nothing, the real run submits, and a second real run reports no change at all.
 """
 
+import contextlib
 import json
 import os
+import signal
 import sys
 
 import ansible_runner
@@ -39,6 +41,20 @@ def playbook(jar, name):
     }]
 
 
+@contextlib.contextmanager
+def own_signals():
+    """ansible_runner.run() in the main thread replaces the SIGINT and SIGTERM handlers with one that only
+    cancels its playbook, and never puts them back: after it, Ctrl-C or the SIGINT suites.py sends on a CI
+    timeout would no longer stop this pytest, and the clusters it started would outlive the run. So the
+    handlers are put back, and a run the signal cancelled interrupts the session as the signal would have."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def run(base, ident, text, url, check=False):
     """One job: like AWX, a fresh private data directory per run.
 
@@ -51,13 +67,16 @@ def run(base, ident, text, url, check=False):
     (pdd / 'inventory').mkdir()
     (pdd / 'inventory' / 'hosts').write_text('localhost ansible_connection=local\n')
     (pdd / 'project' / 'deploy.yml').write_text(text, encoding='utf-8')
-    r = ansible_runner.run(
-        private_data_dir=str(pdd), playbook='deploy.yml', ident=ident, quiet=True,
-        envvars={'FLINK_URL': url, 'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS, 'ANSIBLE_NOCOLOR': '1',
-                 'ANSIBLE_RETRY_FILES_ENABLED': '0', 'PYTHONDONTWRITEBYTECODE': '1',
-                 # This venv's ansible-playbook, as an EE has its own first on PATH.
-                 'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])},
-        cmdline='--check' if check else None)
+    with own_signals():
+        r = ansible_runner.run(
+            private_data_dir=str(pdd), playbook='deploy.yml', ident=ident, quiet=True,
+            envvars={'FLINK_URL': url, 'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS, 'ANSIBLE_NOCOLOR': '1',
+                     'ANSIBLE_RETRY_FILES_ENABLED': '0', 'PYTHONDONTWRITEBYTECODE': '1',
+                     # This venv's ansible-playbook, as an EE has its own first on PATH.
+                     'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])},
+            cmdline='--check' if check else None)
+    if r.status == 'canceled':
+        raise KeyboardInterrupt('ansible-runner was cancelled by a signal')
     events = list(r.events)
     assert r.status == 'successful' and r.rc == 0, (r.status, r.rc, r.stdout.read())
     assert ('--check' in r.config.command) is check, r.config.command

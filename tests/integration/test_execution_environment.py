@@ -15,12 +15,12 @@ for flinkops.flink and no system packages (no JDK) at all.
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 import yaml
 
+from tests.harness import owned
 from tests.integration.ansible_play import ROOT, ansible_env
 
 with open(os.path.join(ROOT, 'galaxy.yml')) as _f:
@@ -50,8 +50,8 @@ def bin_path(name):
 
 
 def run(cmd, cwd, env=None):
-    proc = subprocess.run(cmd, cwd=str(cwd), env=ansible_env(env), capture_output=True, text=True, check=False,
-                          timeout=120)
+    proc = owned.run(cmd, cwd=str(cwd), env=ansible_env(env), capture_output=True, text=True, check=False,
+                     timeout=120)
     assert proc.returncode == 0, '%s failed (rc=%d):\n%s\n%s' % (' '.join(cmd), proc.returncode, proc.stdout,
                                                                  proc.stderr)
     return proc.stdout

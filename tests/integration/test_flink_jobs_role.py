@@ -20,6 +20,7 @@ import uuid
 
 import requests
 
+from tests.harness import owned
 from tests.integration.ansible_play import Ansible, ansible_env, ensure_collection_link
 from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, live_jobs
 
@@ -62,8 +63,8 @@ def run_role(workdir, tag, role_vars, verbosity=1, check=False, diff=False):
         cmd.append('--check')
     if diff:
         cmd.append('--diff')
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ansible_env(), cwd=workdir,
-                          timeout=600, check=False)
+    proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ansible_env(), cwd=workdir,
+                     timeout=600, check=False)
     output = proc.stdout.decode('utf-8', 'replace')
     with open(os.path.join(workdir, 'run-%s.log' % tag), 'w') as f:
         f.write(output)

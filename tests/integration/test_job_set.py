@@ -16,12 +16,12 @@ import uuid
 import pytest
 import requests
 
+from tests.harness import owned
 from tests.harness.cluster import FlinkCluster
 from tests.harness.faultproxy import FaultProxy
 from tests.integration.ansible_play import ansible_env, ensure_collection_link
-from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, free_port_block
+from tests.integration.conftest import EXAMPLE_CLASS, TERMINAL, free_port_block, local
 from tests.integration.test_ha_failover import current_leader, kill_at, revive_dead_jobmanagers
-from tests.integration.test_lifecycle import local
 from tests.integration.test_upgrade import recorded_args, restored_path
 
 # Jobs of a set here pause 500 ms per record, so that 50 of them stay cheap on a 2-core machine.
@@ -137,8 +137,8 @@ def run_role(workdir, role_vars, check=False, url_override=None):
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', path]
     if check:
         cmd += ['--check', '--diff']
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ansible_env(), cwd=workdir,
-                          timeout=900, check=False)
+    proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ansible_env(), cwd=workdir,
+                     timeout=900, check=False)
     output = proc.stdout.decode('utf-8', 'replace')
     result = None
     if os.path.exists(out):

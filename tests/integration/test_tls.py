@@ -23,6 +23,7 @@ import certifi
 import pytest
 import requests
 
+from tests.harness import owned
 from tests.harness.nginx import make_pki
 from tests.harness.roles import process_conf, recap as parse_recap
 from tests.integration.ansible_play import ansible_env
@@ -123,9 +124,9 @@ class RoleCluster(object):
             cmd.append('-' + 'v' * verbosity)
         started = time.monotonic()
         # Pipelining (one process per task, no temporary module files) makes a role run much faster here.
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout,
-                              check=False)
+        proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout,
+                         check=False)
         self.durations.append(round(time.monotonic() - started, 1))
         output = proc.stdout.decode('utf-8', 'replace')
         with open(os.path.join(self.workdir, 'run-%d.log' % n), 'w') as f:

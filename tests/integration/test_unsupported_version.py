@@ -15,6 +15,7 @@ import subprocess
 import pytest
 import requests
 
+from tests.harness import owned
 from tests.harness.cluster import FlinkCluster
 from tests.harness.jobs import build_jar
 from tests.integration.ansible_play import ansible_env
@@ -85,8 +86,8 @@ def run_all_in_one_play(ansible, workdir, tasks):
     path = os.path.join(workdir, 'play.yml')
     with open(path, 'w') as f:
         json.dump([play], f)
-    proc = subprocess.run([ansible.bin, '-i', 'localhost,', '-c', 'local', '--diff', path], env=ansible_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, check=False)
+    proc = owned.run([ansible.bin, '-i', 'localhost,', '-c', 'local', '--diff', path], env=ansible_env(),
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, check=False)
     text = proc.stdout.decode('utf-8', 'replace')
     assert os.path.exists(out), text
     with open(out) as f:
