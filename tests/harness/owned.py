@@ -58,12 +58,10 @@ def communicate(proc, timeout=None):
         raise
 
 
-def run(cmd, timeout=None, check=False, capture_output=False, **kwargs):
-    """subprocess.run(cmd) with the command in a group of its own (see the module docstring)."""
+def run(cmd, timeout=None, capture_output=False, **kwargs):
+    """subprocess.run(cmd) (never raising for the exit code) with the command in a group of its own."""
     if capture_output:
         kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc = start(cmd, **kwargs)
     out, err = communicate(proc, timeout)
-    if check and proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, cmd, out, err)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

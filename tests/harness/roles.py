@@ -113,8 +113,7 @@ class RolePlay(object):
             cmd += ['-e', json.dumps(extra_vars)]
         started = time.monotonic()
         proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout,
-                         check=False)
+                         env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout)
         self.durations.append(round(time.monotonic() - started, 1))
         output = proc.stdout.decode('utf-8', 'replace')
         with open(os.path.join(self.workdir, 'run-%d.log' % n), 'w') as f:

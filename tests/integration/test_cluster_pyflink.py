@@ -8,7 +8,6 @@ changes nothing. Role-level case: with the role tests of the suite (tests/harnes
 """
 
 import os
-from types import SimpleNamespace
 
 import pytest
 
@@ -46,7 +45,7 @@ def test_the_role_provides_pyflink_for_a_job_with_a_python_udf(flink_version, wo
         _output, again = play.ensure()
         assert again['single']['changed'] == 0, _output[-3000:]
         assert [j['jid'] for j in live_jobs(url, name)] == [live['jid']]
-        wait_for_checkpoint(SimpleNamespace(url=url), live['jid'])
+        wait_for_checkpoint(url, live['jid'])
 
         # The life cycle on the role's Python: an edited program is upgraded through a savepoint it restores from,
         # then the job is stopped with a savepoint and declared again, resuming from it.
@@ -55,10 +54,10 @@ def test_the_role_provides_pyflink_for_a_job_with_a_python_udf(flink_version, wo
         upgrade.ensure()
         [after] = live_jobs(url, name)
         assert after['jid'] != live['jid']
-        path, is_savepoint = restored_path(SimpleNamespace(url=url), after['jid'])
+        path, is_savepoint = restored_path(url, after['jid'])
         assert is_savepoint and path, path
         assert records_through_the_udf(url, after['jid']) > 0
-        wait_for_checkpoint(SimpleNamespace(url=url), after['jid'])
+        wait_for_checkpoint(url, after['jid'])
         gone = RolePlay(work, play.inventory, jobs=[{'name': name, 'state': 'absent', 'savepoint': True}],
                         jobs_url=url)
         gone.ensure()
@@ -66,8 +65,8 @@ def test_the_role_provides_pyflink_for_a_job_with_a_python_udf(flink_version, wo
         back = RolePlay(work, play.inventory, jobs=[dict(v2, state='present')], jobs_url=url)
         back.ensure()
         [resumed] = live_jobs(url, name)
-        path, is_savepoint = restored_path(SimpleNamespace(url=url), resumed['jid'])
-        assert is_savepoint and path and path != restored_path(SimpleNamespace(url=url), after['jid'])[0]
+        path, is_savepoint = restored_path(url, resumed['jid'])
+        assert is_savepoint and path and path != restored_path(url, after['jid'])[0]
     finally:
         play.run(extra_vars={'flink_cluster_state': 'absent'})
         stop_instance(instance)

@@ -50,7 +50,7 @@ def bin_path(name):
 
 
 def run(cmd, cwd, env=None):
-    proc = owned.run(cmd, cwd=str(cwd), env=ansible_env(env), capture_output=True, text=True, check=False,
+    proc = owned.run(cmd, cwd=str(cwd), env=ansible_env(env), capture_output=True, text=True,
                      timeout=120)
     assert proc.returncode == 0, '%s failed (rc=%d):\n%s\n%s' % (' '.join(cmd), proc.returncode, proc.stdout,
                                                                  proc.stderr)

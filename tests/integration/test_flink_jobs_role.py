@@ -64,7 +64,7 @@ def run_role(workdir, tag, role_vars, verbosity=1, check=False, diff=False):
     if diff:
         cmd.append('--diff')
     proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ansible_env(), cwd=workdir,
-                     timeout=600, check=False)
+                     timeout=600)
     output = proc.stdout.decode('utf-8', 'replace')
     with open(os.path.join(workdir, 'run-%s.log' % tag), 'w') as f:
         f.write(output)

@@ -8,7 +8,6 @@ running and for a new one. Neither may end up with two live instances.
 import os
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -161,7 +160,7 @@ def test_leader_killed_during_an_upgrade(ha_cluster, ansible, jar, jar_v2, job_n
             assert r['changed'] and r['action'] == 'upgraded' and r['savepoint'], r.output
             assert r['previous_job_id'] == v1['job_id']
             # No state lost: the version that runs started from the savepoint the upgrade reports.
-            assert restored_path(SimpleNamespace(url=urls[standby]), r['job_id']) == (r['savepoint'], True)
+            assert restored_path(urls[standby], r['job_id']) == (r['savepoint'], True)
             if when == 'as the savepoint completes':
                 assert '/flinkops-' in r['savepoint']
                 stats = requests.get('%s/jobs/%s/checkpoints' % (urls[standby], v1['job_id']), timeout=10)

@@ -71,7 +71,7 @@ def test_a_stale_present_inside_an_upgrade_window_never_gives_two(cluster, ansib
     """A scheduled present of v1 runs after the upgrade stopped v1 and before it started v2."""
     v1 = ansible.run('flink_job', spec(cluster.url, jar, job_name))
     assert v1['changed'], v1.output
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     stale = {}
 
     def stale_present():
@@ -90,7 +90,7 @@ def test_a_stale_present_inside_an_upgrade_window_never_gives_two(cluster, ansib
     live = live_jobs(cluster.url, job_name)
     assert [j['jid'] for j in live] == [up['job_id']]
     assert record(cluster.url, up['job_id'])['spec']['jar_sha256'] == up['diff']['after']['jar_sha256']
-    assert restored_path(cluster, up['job_id'])[0] is not None
+    assert restored_path(cluster.url, up['job_id'])[0] is not None
 
 
 # --- adoption ----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_history_flink_forgot_never_becomes_an_empty_start(forgetful_cluster, an
     c = forgetful_cluster
     first = ansible.run('flink_job', spec(c.url, jar, job_name))
     assert first['changed'], first.output
-    wait_for_checkpoint(c, first['job_id'])
+    wait_for_checkpoint(c.url, first['job_id'])
     stopped = ansible.run('flink_job', {'url': c.url, 'name': job_name, 'state': 'absent', 'savepoint': True})
     assert stopped['savepoint'], stopped.output
     wait_forgotten(c.url, first['job_id'])
@@ -203,13 +203,13 @@ def test_history_flink_forgot_never_becomes_an_empty_start(forgetful_cluster, an
 
     resumed = ansible.run('flink_job', spec(c.url, jar, job_name, restore_from=stopped['savepoint']))
     assert resumed['changed'] and resumed['refused_submissions'] == 1, resumed.output
-    assert restored_path(c, resumed['job_id'])[0] == stopped['savepoint']
+    assert restored_path(c.url, resumed['job_id'])[0] == stopped['savepoint']
     assert [j['jid'] for j in live_jobs(c.url, job_name)] == [resumed['job_id']]
 
 
 def test_a_failed_instance_that_never_checkpointed_resumes_from_its_own_source(cluster, ansible, jar, job_name):
     first = ansible.run('flink_job', spec(cluster.url, jar, job_name))
-    wait_for_checkpoint(cluster, first['job_id'])
+    wait_for_checkpoint(cluster.url, first['job_id'])
     stopped = ansible.run('flink_job', {'url': cluster.url, 'name': job_name, 'state': 'absent', 'savepoint': True})
     assert stopped['savepoint'], stopped.output
     # It restores from the savepoint, then fails on its first record, before its first checkpoint. (flink_job may
@@ -226,13 +226,13 @@ def test_a_failed_instance_that_never_checkpointed_resumes_from_its_own_source(c
     r = ansible.run('flink_job', spec(cluster.url, jar, job_name))
     assert r['changed'], r.output
     assert r['restored_from']['kind'] == 'restored_from' and r['restored_from']['path'] == stopped['savepoint']
-    assert restored_path(cluster, r['job_id'])[0] == stopped['savepoint']
+    assert restored_path(cluster.url, r['job_id'])[0] == stopped['savepoint']
 
 
 def test_a_cancelling_instance_is_waited_out_before_choosing_the_state(cluster, ansible, jar, job_name):
     conf = {'execution.checkpointing.externalized-checkpoint-retention': 'RETAIN_ON_CANCELLATION'}
     first = ansible.run('flink_job', spec(cluster.url, jar, job_name, config=conf))
-    wait_for_checkpoint(cluster, first['job_id'])
+    wait_for_checkpoint(cluster.url, first['job_id'])
 
     def cancel_now():
         requests.patch(cluster.url + '/jobs/%s?mode=cancel' % first['job_id'], timeout=10)
@@ -267,7 +267,7 @@ def test_check_mode_equals_the_real_run(cluster, ansible, jar, jar_v2, job_name,
                                                 'savepoint': True}}[case]
     else:
         started = ansible.run('flink_job', base)
-        wait_for_checkpoint(cluster, started['job_id'])
+        wait_for_checkpoint(cluster.url, started['job_id'])
         ansible.run('flink_job', {'url': cluster.url, 'name': job_name, 'state': 'absent',
                                   'savepoint': case == 'resume from savepoint'})
         args = base
@@ -295,7 +295,7 @@ def test_check_mode_equals_the_real_run(cluster, ansible, jar, jar_v2, job_name,
 def test_concurrent_runs_keep_counting_one_instance_over_time(cluster, ansible, jar, jar_v2, job_name, watcher):
     """present of v1 and upgraded to v2 at the same moment, twice: one instance at any sample."""
     first = ansible.run('flink_job', spec(cluster.url, jar, job_name))
-    wait_for_checkpoint(cluster, first['job_id'])
+    wait_for_checkpoint(cluster.url, first['job_id'])
     with watcher(job_name) as w:
         results = ansible.run_many([('flink_job', spec(cluster.url, jar, job_name)),
                                     ('flink_job', dict(spec(cluster.url, jar_v2, job_name), state='upgraded'))])

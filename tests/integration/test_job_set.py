@@ -57,13 +57,6 @@ def job_states(url):
     return dict((j['jid'], j['state']) for j in requests.get(url + '/jobs/overview', timeout=10).json()['jobs'])
 
 
-class At(object):
-    """A cluster as the test helpers need it: one REST URL (the JobManager that is alive)."""
-
-    def __init__(self, url):
-        self.url = url
-
-
 class SetWatcher(object):
     """Polls the job list in the background; remembers the most live instances each name ever had."""
 
@@ -138,7 +131,7 @@ def run_role(workdir, role_vars, check=False, url_override=None):
     if check:
         cmd += ['--check', '--diff']
     proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ansible_env(), cwd=workdir,
-                     timeout=900, check=False)
+                     timeout=900)
     output = proc.stdout.decode('utf-8', 'replace')
     result = None
     if os.path.exists(out):
@@ -253,7 +246,7 @@ def test_ten_upgrades_in_one_run_and_a_crash_loop_rolls_back_alone(big_cluster, 
         for name in ten:
             res = results[name]
             assert live.get(name) == [res['job_id']], (name, live.get(name), res)
-            path, is_savepoint = restored_path(big_cluster, res['job_id'])
+            path, is_savepoint = restored_path(big_cluster.url, res['job_id'])
             assert path == res['savepoint'] and is_savepoint, (name, path, res['savepoint'])
             # Flink names a savepoint after the job it was taken from: each job's own.
             assert os.path.basename(res['savepoint']).startswith('savepoint-%s' % first[name]['job_id'][:6])
@@ -295,7 +288,7 @@ def test_leader_killed_during_a_set_run_gives_no_duplicate_and_loses_nothing(ha_
         assert all(live.get(n) == [results[n]['job_id']] for n in (up, same, new)), (live, results)
         # The upgrade went through from its own savepoint; the running job was recovered, not doubled or lost.
         assert results[up]['action'] == 'upgraded' and results[up]['previous_job_id'] == before[up]['job_id']
-        path, is_savepoint = restored_path(At(urls[standby]), results[up]['job_id'])
+        path, is_savepoint = restored_path(urls[standby], results[up]['job_id'])
         assert path == results[up]['savepoint'] and is_savepoint
         assert results[same]['job_id'] == before[same]['job_id']
         assert results[new]['action'] == 'submitted'

@@ -50,7 +50,7 @@ def test_one_job_through_its_whole_life(cluster, ansible, jar, jar_v2, job_name)
         assert live_ids() == [first['job_id']]
         ok(ansible.run('flink_job', spec(url, jar, job_name)), changed=False, action='none', job_id=first['job_id'])
         ok(ansible.run('flink_job', spec(url, jar, job_name), check=True), changed=False, action='none')
-        wait_for_checkpoint(cluster, first['job_id'])
+        wait_for_checkpoint(cluster.url, first['job_id'])
 
         # upgraded: check mode leaves v1 running alone, the upgrade goes through a savepoint.
         v2 = spec(url, jar_v2, job_name, state='upgraded')
@@ -60,11 +60,11 @@ def test_one_job_through_its_whole_life(cluster, ansible, jar, jar_v2, job_name)
         up = ok(ansible.run('flink_job', v2), changed=True, action='upgraded', previous_job_id=first['job_id'])
         assert up['savepoint'] and os.path.isdir(local(up['savepoint'])), up.output
         assert live_ids() == [up['job_id']] and up['job_id'] != first['job_id']
-        path, is_savepoint = restored_path(cluster, up['job_id'])
+        path, is_savepoint = restored_path(cluster.url, up['job_id'])
         assert path == up['savepoint'] and is_savepoint, (path, is_savepoint, up['savepoint'])
         ok(ansible.run('flink_job', v2), changed=False, action='none', job_id=up['job_id'])
         ok(ansible.run('flink_job', v2, check=True), changed=False)
-        wait_for_checkpoint(cluster, up['job_id'])
+        wait_for_checkpoint(cluster.url, up['job_id'])
 
         # absent with a savepoint: check mode stops nothing; the stop leaves a savepoint on disk.
         absent = {'url': url, 'name': job_name, 'state': 'absent', 'savepoint': True, 'wait_timeout': 180}
@@ -81,7 +81,7 @@ def test_one_job_through_its_whole_life(cluster, ansible, jar, jar_v2, job_name)
         assert check['restored_from']['path'] == gone['savepoint'] and live_ids() == []
         back = ok(ansible.run('flink_job', spec(url, jar_v2, job_name)), changed=True, action='submitted')
         assert back['restored_from'] == {'path': gone['savepoint'], 'kind': 'savepoint', 'job_id': up['job_id']}
-        path, is_savepoint = restored_path(cluster, back['job_id'])
+        path, is_savepoint = restored_path(cluster.url, back['job_id'])
         assert path == gone['savepoint'] and is_savepoint
         assert live_ids() == [back['job_id']]
         ok(ansible.run('flink_job', spec(url, jar_v2, job_name)), changed=False, action='none',
@@ -93,7 +93,7 @@ def test_one_job_through_its_whole_life(cluster, ansible, jar, jar_v2, job_name)
 def test_savepoint_take_and_dispose_and_the_info_modules(cluster, ansible, jar, job_name, tmp_path, flink_version):
     url = cluster.url
     job = ok(ansible.run('flink_job', spec(url, jar, job_name)), changed=True)
-    wait_for_checkpoint(cluster, job['job_id'])
+    wait_for_checkpoint(cluster.url, job['job_id'])
 
     ok(ansible.run('flink_savepoint', {'url': url, 'name': job_name, 'savepoint_dir': 'file://%s' % tmp_path},
                    check=True), changed=True, savepoint=None, job_id=job['job_id'])

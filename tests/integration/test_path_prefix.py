@@ -22,6 +22,7 @@ import requests
 from tests.harness.nginx import Nginx
 from tests.integration.conftest import EXAMPLE_CLASS, live_jobs, local
 from tests.integration.test_job_set import by_name
+from tests.integration.test_upgrade import restored_path
 from tests.integration.test_upgrade_transaction import flink_state
 
 PREFIX = '/flink/'
@@ -69,16 +70,6 @@ def latest_savepoint(cluster, jid, timeout=30):
         if point.get('status') or time.monotonic() >= end:
             return point
         time.sleep(0.5)
-
-
-def restored_from(cluster, jid, timeout=30):
-    """(path, is_savepoint) Flink says the job was started from; it reports it once the restore happened."""
-    end = time.monotonic() + timeout
-    while True:
-        restored = (flink(cluster, '/jobs/%s/checkpoints' % jid).get('latest') or {}).get('restored')
-        if restored or time.monotonic() > end:
-            return (restored or {}).get('external_path'), (restored or {}).get('is_savepoint')
-        time.sleep(0.3)
 
 
 class Log(object):
@@ -173,7 +164,7 @@ def test_flink_job_present_info_upgraded_absent(cluster, proxy, ansible, jar, ja
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [v2['job_id']] != [v1['job_id']]
     assert flink_state(cluster.url, v1['job_id']) == 'FINISHED'  # stopped with a savepoint, not cancelled
     assert latest_savepoint(cluster, v1['job_id']).get('external_path') == v2['savepoint']
-    assert restored_from(cluster, v2['job_id']) == (v2['savepoint'], True)
+    assert restored_path(cluster.url, v2['job_id']) == (v2['savepoint'], True)
     entries = log.check(cluster, ('POST', '/jars/upload'), ('POST', '/jars/[^/]+/plan'),
                         ('POST', '/jobs/%s/stop' % v1['job_id']), ('POST', '/jars/[^/]+/run'),
                         ('DELETE', '/jars/[^/]+'))
@@ -229,7 +220,7 @@ def test_flink_job_set_present_upgraded_absent(cluster, proxy, ansible, jar, jar
     assert [j['jid'] for j in live_jobs(cluster.url, a)] == [started[a]['job_id']]
     assert [j['jid'] for j in live_jobs(cluster.url, b)] == [after[b]['job_id']] != [started[b]['job_id']]
     assert flink_state(cluster.url, started[b]['job_id']) == 'FINISHED'  # stopped with a savepoint
-    assert restored_from(cluster, after[b]['job_id']) == (after[b]['savepoint'], True)
+    assert restored_path(cluster.url, after[b]['job_id']) == (after[b]['savepoint'], True)
     log.check(cluster, ('POST', '/jobs/%s/stop' % started[b]['job_id']), ('POST', '/jars/[^/]+/run'))
 
     log = Log(proxy)
@@ -308,7 +299,7 @@ def test_flink_job_handover_suspended_then_resumed(cluster, proxy, ansible, jar,
     (resumed,) = back['jobs']
     assert resumed['action'] == 'resumed' and resumed['previous_job_id'] == job['job_id'], resumed
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [resumed['job_id']] != [job['job_id']]
-    assert restored_from(cluster, resumed['job_id']) == (savepoint, True)
+    assert restored_path(cluster.url, resumed['job_id']) == (savepoint, True)
     assert not os.path.exists(handover['handover_file'])
     log.check(cluster, ('POST', '/jars/[^/]+/run'))
 

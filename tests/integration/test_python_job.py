@@ -121,7 +121,7 @@ def test_a_pyflink_job_through_its_whole_life(cluster, ansible, job_name, watche
         assert records_through_the_udf(url, first['job_id']) > 0
         named = spec(url, job_name, v1, python_env)
         ok(ansible.run('flink_job', named), changed=False, action='none', job_id=first['job_id'])
-        wait_for_checkpoint(cluster, first['job_id'])
+        wait_for_checkpoint(cluster.url, first['job_id'])
 
         # An edit of one file of the program is a new version: --check --diff shows it, upgraded restores.
         upgraded = dict(named, python=v2, state='upgraded')
@@ -130,16 +130,16 @@ def test_a_pyflink_job_through_its_whole_life(cluster, ansible, job_name, watche
         assert live_ids() == [first['job_id']]
         up = ok(ansible.run('flink_job', upgraded), changed=True, action='upgraded', previous_job_id=first['job_id'])
         assert live_ids() == [up['job_id']]
-        assert restored_path(cluster, up['job_id']) == (up['savepoint'], True), up.output
+        assert restored_path(cluster.url, up['job_id']) == (up['savepoint'], True), up.output
         assert records_through_the_udf(url, up['job_id']) > 0
         ok(ansible.run('flink_job', upgraded), changed=False, action='none', job_id=up['job_id'])
-        wait_for_checkpoint(cluster, up['job_id'])
+        wait_for_checkpoint(cluster.url, up['job_id'])
 
         absent = {'url': url, 'name': job_name, 'state': 'absent', 'savepoint': True, 'wait_timeout': 180}
         gone = ok(ansible.run('flink_job', absent), changed=True, action='stopped')
         assert gone['savepoint'] and os.path.isdir(local(gone['savepoint'])) and live_ids() == []
         back = ok(ansible.run('flink_job', dict(upgraded, state='present')), changed=True, action='submitted')
-        assert restored_path(cluster, back['job_id']) == (gone['savepoint'], True)
+        assert restored_path(cluster.url, back['job_id']) == (gone['savepoint'], True)
         assert watch.wait_samples()
     assert watch.max_live == 1, 'the watcher saw %d live instances of %s' % (watch.max_live, job_name)
 

@@ -6,7 +6,6 @@ the new instance's checkpoint statistics, the statements a job runs are read bac
 """
 
 import os
-from types import SimpleNamespace
 
 import requests
 
@@ -56,7 +55,7 @@ def test_a_sql_job_through_its_whole_life(cluster, ansible, job_name, watcher):
         ok(ansible.run('flink_job', spec(url, job_name)), changed=False, action='none', job_id=first['job_id'])
         # A comment is not part of the job: adding one changes nothing.
         ok(ansible.run('flink_job', spec(url, job_name, '-- counted per key\n' + script())), changed=False)
-        wait_for_checkpoint(cluster, first['job_id'])
+        wait_for_checkpoint(cluster.url, first['job_id'])
 
         # --check --diff shows the SQL change and touches nothing; the upgrade restores from its savepoint.
         v2 = spec(url, job_name, script(rate=40), state='upgraded')
@@ -65,10 +64,10 @@ def test_a_sql_job_through_its_whole_life(cluster, ansible, job_name, watcher):
         assert live_ids() == [first['job_id']]
         up = ok(ansible.run('flink_job', v2), changed=True, action='upgraded', previous_job_id=first['job_id'])
         assert live_ids() == [up['job_id']] and statements(url, up['job_id'])[0] == SOURCE % 40
-        path, is_savepoint = restored_path(cluster, up['job_id'])
+        path, is_savepoint = restored_path(cluster.url, up['job_id'])
         assert path == up['savepoint'] and is_savepoint, (path, up.output)
         ok(ansible.run('flink_job', v2), changed=False, action='none', job_id=up['job_id'])
-        wait_for_checkpoint(cluster, up['job_id'])
+        wait_for_checkpoint(cluster.url, up['job_id'])
 
         # absent with a savepoint returns its path; present again resumes from it.
         absent = {'url': url, 'name': job_name, 'state': 'absent', 'savepoint': True, 'wait_timeout': 180}
@@ -76,7 +75,7 @@ def test_a_sql_job_through_its_whole_life(cluster, ansible, job_name, watcher):
         assert gone['savepoint'] and os.path.isdir(local(gone['savepoint'])) and live_ids() == []
         back = ok(ansible.run('flink_job', spec(url, job_name, script(rate=40))), changed=True, action='submitted')
         assert back['restored_from']['path'] == gone['savepoint']
-        assert restored_path(cluster, back['job_id']) == (gone['savepoint'], True)
+        assert restored_path(cluster.url, back['job_id']) == (gone['savepoint'], True)
         assert watch.wait_samples()
     assert watch.max_live == 1, 'the watcher saw %d live instances of %s' % (watch.max_live, job_name)
 
@@ -84,7 +83,7 @@ def test_a_sql_job_through_its_whole_life(cluster, ansible, job_name, watcher):
 def test_a_sql_change_whose_state_cannot_be_restored_rolls_back(cluster, ansible, job_name, watcher):
     url = cluster.url
     first = ok(ansible.run('flink_job', spec(url, job_name)), changed=True)
-    wait_for_checkpoint(cluster, first['job_id'])
+    wait_for_checkpoint(cluster.url, first['job_id'])
     with watcher(job_name) as watch:
         bad = ansible.run('flink_job', spec(url, job_name, script(DISTINCT), state='upgraded', rollback_timeout=120))
         assert watch.wait_samples()
@@ -92,7 +91,7 @@ def test_a_sql_change_whose_state_cannot_be_restored_rolls_back(cluster, ansible
     assert 'Cannot map checkpoint/savepoint state' in bad['msg'] and 'previous version was restored' in bad['msg']
     live = live_jobs(url, job_name)
     assert len(live) == 1 and statements(url, live[0]['jid'])[-1] == COUNT, 'the previous version is not back'
-    path, is_savepoint = restored_path(cluster, live[0]['jid'])
+    path, is_savepoint = restored_path(cluster.url, live[0]['jid'])
     assert path and is_savepoint and path == bad['savepoint'], (path, bad.output)
     assert watch.max_live == 1
 
@@ -131,7 +130,7 @@ def test_leader_killed_while_a_sql_job_runs(ha_cluster, ansible, job_name):
     first = ok(ansible.run('flink_job', spec(ha.urls, job_name, wait_timeout=240)), changed=True)
     leader = current_leader(ha)
     standby = 1 - leader
-    wait_for_checkpoint(SimpleNamespace(url=ha.urls[leader]), first['job_id'])
+    wait_for_checkpoint(ha.urls[leader], first['job_id'])
     with Watcher(ha.urls[standby], job_name) as watch:
         ha.kill_jobmanager(leader)
         again = ansible.run('flink_job', spec([ha.urls[leader], ha.urls[standby]], job_name, wait_timeout=240))
@@ -140,7 +139,7 @@ def test_leader_killed_while_a_sql_job_runs(ha_cluster, ansible, job_name):
         ok(again, changed=False, job_id=first['job_id'])
         assert watch.max_live == 1
         assert [j['jid'] for j in live_jobs(ha.urls[standby], job_name)] == [first['job_id']]
-        path, is_savepoint = restored_path(SimpleNamespace(url=ha.urls[standby]), first['job_id'], timeout=60)
+        path, is_savepoint = restored_path(ha.urls[standby], first['job_id'], timeout=60)
         assert path and not is_savepoint, 'the job did not resume from its checkpoint: %s' % path
     finally:
         restore_killed(ha, leader)

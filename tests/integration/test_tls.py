@@ -125,8 +125,7 @@ class RoleCluster(object):
         started = time.monotonic()
         # Pipelining (one process per task, no temporary module files) makes a role run much faster here.
         proc = owned.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout,
-                         check=False)
+                         env=ansible_env({'ANSIBLE_PIPELINING': '1'}), cwd=self.workdir, timeout=timeout)
         self.durations.append(round(time.monotonic() - started, 1))
         output = proc.stdout.decode('utf-8', 'replace')
         with open(os.path.join(self.workdir, 'run-%d.log' % n), 'w') as f:

@@ -87,7 +87,7 @@ def run_all_in_one_play(ansible, workdir, tasks):
     with open(path, 'w') as f:
         json.dump([play], f)
     proc = owned.run([ansible.bin, '-i', 'localhost,', '-c', 'local', '--diff', path], env=ansible_env(),
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, check=False)
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
     text = proc.stdout.decode('utf-8', 'replace')
     assert os.path.exists(out), text
     with open(out) as f:

@@ -23,25 +23,26 @@ def upgraded(*a, **kw):
     return dict(spec(*a, **kw), state='upgraded')
 
 
-def checkpoints(cluster, jid):
-    return requests.get(cluster.url + '/jobs/%s/checkpoints' % jid, timeout=10).json()
+def checkpoints(url, jid):
+    """The checkpoint statistics of job ``jid`` from the JobManager at ``url``."""
+    return requests.get(url + '/jobs/%s/checkpoints' % jid, timeout=10).json()
 
 
-def restored_path(cluster, jid, timeout=30):
+def restored_path(url, jid, timeout=30):
     """The savepoint/checkpoint a job says it was restored from (it reports it once the restore happened)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        restored = (checkpoints(cluster, jid).get('latest') or {}).get('restored')
+        restored = (checkpoints(url, jid).get('latest') or {}).get('restored')
         if restored:
             return restored['external_path'], restored['is_savepoint']
         time.sleep(0.5)
     return None, None
 
 
-def wait_for_checkpoint(cluster, jid, timeout=60):
+def wait_for_checkpoint(url, jid, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if ((checkpoints(cluster, jid).get('latest') or {}).get('completed') or {}).get('external_path'):
+        if ((checkpoints(url, jid).get('latest') or {}).get('completed') or {}).get('external_path'):
             return
         time.sleep(0.5)
     raise AssertionError('job %s completed no checkpoint' % jid)
@@ -60,7 +61,7 @@ def jar_names(cluster):
 def test_upgrade_through_a_savepoint(cluster, ansible, jar, jar_v2, job_name, watcher):
     v1 = ansible.run('flink_job', spec(cluster, jar, job_name))
     assert v1['changed'], v1.output
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     with watcher(job_name) as w:
         check, real, again, again_check = ansible.four_steps('flink_job', upgraded(cluster, jar_v2, job_name))
     assert check['changed'] and check['action'] == 'upgraded', check.output
@@ -71,7 +72,7 @@ def test_upgrade_through_a_savepoint(cluster, ansible, jar, jar_v2, job_name, wa
     assert real['changed'] and real['action'] == 'upgraded'
     assert real['previous_job_id'] == v1['job_id'] and real['job_id'] == check['job_id']
     assert real['savepoint'] and real['job']['state'] == 'RUNNING'
-    path, is_savepoint = restored_path(cluster, real['job_id'])
+    path, is_savepoint = restored_path(cluster.url, real['job_id'])
     assert path == real['savepoint'] and is_savepoint
     for r in (again, again_check):
         assert not r['changed'] and r['job_id'] == real['job_id'], r.output
@@ -100,7 +101,7 @@ def test_unmappable_state_rolls_back_then_allow_non_restored_state_goes_through(
                                                                                 watcher):
     v1 = ansible.run('flink_job', spec(cluster, jar, job_name))
     assert v1['changed'], v1.output
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     with watcher(job_name) as w:
         r = ansible.run('flink_job', upgraded(cluster, jar, job_name, '--uid-suffix', '-renamed'))
     assert r.failed and 'Traceback' not in r.output, r.output
@@ -112,7 +113,7 @@ def test_unmappable_state_rolls_back_then_allow_non_restored_state_goes_through(
     assert [j['jid'] for j in live] == [r['job_id']]
     assert recorded_args(cluster, r['job_id']) == recorded_args(cluster, v1['job_id']), \
         'the rolled-back job does not run the previous spec'
-    path, is_savepoint = restored_path(cluster, r['job_id'])
+    path, is_savepoint = restored_path(cluster.url, r['job_id'])
     assert path == r['savepoint'] and is_savepoint
 
     same = ansible.run('flink_job', upgraded(cluster, jar, job_name))
@@ -144,19 +145,19 @@ def test_last_state_upgrade_resumes_from_the_retained_checkpoint(cluster, ansibl
 
     retained = ansible.run('flink_job', upgraded(cluster, jar, job_name, config=RETAIN, upgrade_mode='stateless'))
     assert retained['changed'] and retained['action'] == 'upgraded', retained.output
-    assert restored_path(cluster, retained['job_id'], timeout=3) == (None, None), 'stateless must start empty'
-    wait_for_checkpoint(cluster, retained['job_id'])
+    assert restored_path(cluster.url, retained['job_id'], timeout=3) == (None, None), 'stateless must start empty'
+    wait_for_checkpoint(cluster.url, retained['job_id'])
     r = ansible.run('flink_job', upgraded(cluster, jar_v2, job_name, config=RETAIN, upgrade_mode='last-state'))
     assert not r.failed and r['action'] == 'upgraded', r.output
     # Flink counts any restore from an explicit path as a savepoint restore; the path says it was a checkpoint.
-    path = restored_path(cluster, r['job_id'])[0]
+    path = restored_path(cluster.url, r['job_id'])[0]
     assert path == r['savepoint'] and '/chk-' in path
 
 
 def test_ended_job_resumes_from_its_savepoint(cluster, ansible, jar, job_name):
     first = ansible.run('flink_job', spec(cluster, jar, job_name))
     assert first['changed']
-    wait_for_checkpoint(cluster, first['job_id'])
+    wait_for_checkpoint(cluster.url, first['job_id'])
     stopped = ansible.run('flink_job', {'url': cluster.url, 'name': job_name, 'state': 'absent', 'savepoint': True})
     assert stopped['savepoint'], stopped.output
     check = ansible.run('flink_job', spec(cluster, jar, job_name), check=True)
@@ -164,20 +165,20 @@ def test_ended_job_resumes_from_its_savepoint(cluster, ansible, jar, job_name):
     r = ansible.run('flink_job', spec(cluster, jar, job_name))
     assert r['changed'] and r['restored_from'] == {'path': stopped['savepoint'], 'kind': 'savepoint',
                                                    'job_id': first['job_id']}, r.output
-    path, is_savepoint = restored_path(cluster, r['job_id'])
+    path, is_savepoint = restored_path(cluster.url, r['job_id'])
     assert path == stopped['savepoint'] and is_savepoint
 
     # restore_from: none forces an empty start.
     ansible.run('flink_job', {'url': cluster.url, 'name': job_name, 'state': 'absent', 'savepoint': True})
     empty = ansible.run('flink_job', spec(cluster, jar, job_name, restore_from='none'))
     assert empty['changed'] and 'restored_from' not in empty, empty.output
-    assert restored_path(cluster, empty['job_id'], timeout=3) == (None, None)
+    assert restored_path(cluster.url, empty['job_id'], timeout=3) == (None, None)
 
 
 def test_savepoint_module_takes_and_disposes(cluster, ansible, jar, job_name, tmp_path):
     job = ansible.run('flink_job', spec(cluster, jar, job_name))
     assert job['changed']
-    wait_for_checkpoint(cluster, job['job_id'])
+    wait_for_checkpoint(cluster.url, job['job_id'])
     check = ansible.run('flink_savepoint', {'url': cluster.url, 'name': job_name}, check=True)
     assert check['changed'] and check['savepoint'] is None and check['job_id'] == job['job_id'], check.output
     taken = ansible.run('flink_savepoint', {'url': cluster.url, 'name': job_name,

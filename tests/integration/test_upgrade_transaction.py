@@ -17,7 +17,6 @@ import os
 import re
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -176,7 +175,7 @@ def assert_rolled_back(cluster, r, v1, v1_spec, referee):
     assert flink_state(cluster.url, r['new_job_id']) == 'CANCELED'
     # Flink: the instance runs the previous spec, restored from exactly the upgrade's savepoint.
     assert recorded_spec(cluster.url, r['job_id']) == v1_spec, 'the rolled-back job does not run the previous spec'
-    path, is_savepoint = restored_path(cluster, r['job_id'])
+    path, is_savepoint = restored_path(cluster.url, r['job_id'])
     assert path == r['savepoint'] and is_savepoint, (path, r['savepoint'])
 
 
@@ -197,7 +196,7 @@ def timed(ansible, args, **kwargs):
 def test_crash_looping_new_version_is_rolled_back_with_the_default_gate(cluster, ansible, jar, jar_v2, job_name,
                                                                         fault_report):
     v1 = start_v1(cluster, ansible, jar, job_name)
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     v1_spec = recorded_spec(cluster.url, v1['job_id'])
     with Referee(cluster.url, job_name) as ref:
         # Each counter subtask throws after 100 records (about 2 s at 20 ms a record), on every attempt.
@@ -223,7 +222,7 @@ def test_new_version_lacking_slots_is_rolled_back_within_wait_timeout(cluster, a
     assert conf.get('jobmanager.scheduler', 'default').lower() == 'default', 'the case needs the default scheduler'
     assert int(conf['taskmanager.numberOfTaskSlots']) == 8
     v1 = start_v1(cluster, ansible, jar, job_name)
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     v1_spec = recorded_spec(cluster.url, v1['job_id'])
     wait_timeout, rollback_timeout = 40, 20
     with Referee(cluster.url, job_name) as ref:
@@ -284,7 +283,7 @@ def test_savepoint_slower_than_wait_timeout_never_leaves_the_job_down(cluster, a
     assert ref.max_live <= 1
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [r['job_id']]
     assert recorded_spec(cluster.url, r['job_id']) == v1_spec
-    assert restored_path(cluster, r['job_id']) == (r['savepoint'], True)
+    assert restored_path(cluster.url, r['job_id']) == (r['savepoint'], True)
 
     # With time enough, the same declaration converges on the new version, from a savepoint.
     with Referee(cluster.url, job_name) as ref2:
@@ -292,7 +291,7 @@ def test_savepoint_slower_than_wait_timeout_never_leaves_the_job_down(cluster, a
         ref2.wait_samples()
     assert not again.failed and again['changed'] and again['action'] == 'upgraded', again.output
     assert again['previous_job_id'] == r['job_id'] and again['savepoint'] != r['savepoint']
-    assert restored_path(cluster, again['job_id']) == (again['savepoint'], True)
+    assert restored_path(cluster.url, again['job_id']) == (again['savepoint'], True)
     assert ref2.max_live <= 1
     assert [j['jid'] for j in live_jobs(cluster.url, job_name)] == [again['job_id']]
     assert recorded_spec(cluster.url, again['job_id'])['jar_sha256'] != v1_spec['jar_sha256']
@@ -304,7 +303,7 @@ def test_savepoint_slower_than_wait_timeout_never_leaves_the_job_down(cluster, a
 
 def test_rollback_after_the_health_gate_runs_out(cluster, ansible, jar, jar_v2, job_name, fault_report):
     v1 = start_v1(cluster, ansible, jar, job_name)
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     v1_spec = recorded_spec(cluster.url, v1['job_id'])
     wait_timeout, rollback_timeout = 40, 20
     with Referee(cluster.url, job_name) as ref:
@@ -330,7 +329,7 @@ INJECTED = json.dumps({'errors': ['injected by the test: the clean-up request fa
 
 def test_failing_jar_cleanup_never_fails_a_successful_upgrade(cluster, ansible, jar, jar_v2, job_name):
     v1 = start_v1(cluster, ansible, jar, job_name)
-    wait_for_checkpoint(cluster, v1['job_id'])
+    wait_for_checkpoint(cluster.url, v1['job_id'])
     v1_sha = recorded_spec(cluster.url, v1['job_id'])['jar_sha256'][:16]
 
     # a) Deleting the previous version's jar fails.
@@ -342,7 +341,7 @@ def test_failing_jar_cleanup_never_fails_a_successful_upgrade(cluster, ansible, 
     assert_upgraded_with_warning(cluster, r, v1['job_id'], ref)
     assert any(n.startswith('flinkops-%s-' % v1_sha) for n in jar_names(cluster)), 'the fault did not take effect'
     v2_sha = recorded_spec(cluster.url, r['job_id'])['jar_sha256'][:16]
-    wait_for_checkpoint(cluster, r['job_id'])
+    wait_for_checkpoint(cluster.url, r['job_id'])
 
     # b) Back to v1: reading the live jobs' records fails, but only once the new version is verified (the clean-up
     #    lists the jars first; a rule armed there fails every GET /jobs/<id>/config after it).
@@ -373,7 +372,7 @@ def assert_upgraded_with_warning(cluster, r, previous_id, referee):
     assert warnings and 'injected by the test' in warnings[0], r.get('warnings')
     assert referee.max_live <= 1
     assert [j['jid'] for j in live_jobs(cluster.url, r['job']['name'])] == [r['job_id']]
-    assert restored_path(cluster, r['job_id']) == (r['savepoint'], True)
+    assert restored_path(cluster.url, r['job_id']) == (r['savepoint'], True)
 
 
 # --- 6. a first submission crash-loops -----------------------------------------------------------------------------
@@ -425,7 +424,7 @@ def test_leader_killed_during_the_rollback(ha_cluster, ansible, jar, jar_v2, job
         upload_to = urls[standby] if previous_jar_on == 'standby' else urls[leader]
         v1 = ansible.run('flink_job', ha_args(jar, job_name, [upload_to]))
         assert v1['changed'], v1.output
-        wait_for_checkpoint(ha_cluster, v1['job_id'])
+        wait_for_checkpoint(ha_cluster.url, v1['job_id'])
         v1_spec = recorded_spec(urls[standby], v1['job_id'])
         killed = []
         with FaultProxy(urls[leader]) as proxy, Referee(urls, job_name) as ref:
@@ -453,7 +452,7 @@ def test_leader_killed_during_the_rollback(ha_cluster, ansible, jar, jar_v2, job
             assert r['action'] == 'rolled_back', r.output
             assert live == [r['job_id']], (live, r.output)
             assert recorded_spec(urls[standby], r['job_id']) == v1_spec
-            assert restored_path(SimpleNamespace(url=urls[standby]), r['job_id'])[0] == r['savepoint']
+            assert restored_path(urls[standby], r['job_id'])[0] == r['savepoint']
             later = ansible.run('flink_job', ha_args(jar, job_name, urls, state='upgraded'))
             assert not later.failed and not later['changed'] and later['job_id'] == r['job_id'], later.output
         else:
@@ -462,7 +461,7 @@ def test_leader_killed_during_the_rollback(ha_cluster, ansible, jar, jar_v2, job
             assert not later.failed, later.output
             assert later['changed'] and live == [later['job_id']], (live, later.output)
             assert recorded_spec(urls[standby], later['job_id']) == v1_spec
-            assert (restored_path(SimpleNamespace(url=urls[standby]), later['job_id'])[0]
+            assert (restored_path(urls[standby], later['job_id'])[0]
                     == r['savepoint']), later.output
             # The failed run named the jar that is gone (not a request for a jar called "None").
             assert 'jar' in r['msg'] and '/None does not exist' not in r['msg'], r['msg']
